@@ -1,0 +1,65 @@
+"""Small immutable building blocks shared by every model module."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Pos:
+    """Where a value was written: file, 1-based line and 1-based column.
+
+    >>> str(Pos("demo.yaml", 12, 5))
+    'demo.yaml:12:5'
+    """
+
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+class FrozenDict(Mapping[str, Any]):
+    """A read-only, hashable mapping that keeps insertion order.
+
+    >>> d = FrozenDict({"app": "web"})
+    >>> d["app"], len(d), hash(d) == hash(FrozenDict(app="web"))
+    ('web', 1, True)
+    """
+
+    __slots__ = ("_data", "_hash")
+
+    def __init__(self, data: Mapping[str, Any] | Iterable[tuple[str, Any]] = (), **kw: Any):
+        self._data: dict[str, Any] = dict(data, **kw)
+        self._hash: int | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = hash(tuple(sorted(self._data.items(), key=lambda kv: kv[0])))
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, FrozenDict):
+            return self._data == other._data
+        if isinstance(other, Mapping):
+            return self._data == dict(other)
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"FrozenDict({self._data!r})"
+
+
+EMPTY = FrozenDict()

@@ -1,0 +1,162 @@
+"""The cluster as the control plane leaves it: placed Pods with addresses, allocated Services,
+EndpointSlices, and the facts kube-proxy and the CNI plugin work from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+
+from podnet.model.base import EMPTY, FrozenDict
+from podnet.model.spec import (
+    ClusterConfig,
+    Container,
+    Namespace,
+    NetworkPolicySpec,
+    PodSpec,
+    Resources,
+    ServiceSpec,
+    Source,
+    Taint,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """A node with everything assigned: index (1-based, input order), InternalIP and podCIDR."""
+
+    name: str
+    index: int
+    ip: IPv4Address
+    pod_cidr: IPv4Network
+    labels: FrozenDict = EMPTY
+    taints: tuple[Taint, ...] = ()
+    allocatable: Resources = Resources()
+    src: Source | None = None
+
+    @property
+    def gateway(self) -> IPv4Address:
+        """cni0's address: the first address of the podCIDR (bridge CNI's calcGatewayIP)."""
+        return self.pod_cidr.network_address + 1
+
+
+@dataclass(frozen=True, slots=True)
+class Pod:
+    """A placed Pod. ``ip`` is the node's IP for hostNetwork Pods."""
+
+    name: str
+    namespace: str
+    node: str
+    ip: IPv4Address
+    labels: FrozenDict
+    containers: tuple[Container, ...]
+    host_network: bool = False
+    ready: bool = True
+    terminating: bool = False
+    owner: tuple[str, str] | None = None
+    hostname: str | None = None
+    subdomain: str | None = None
+    spec: PodSpec | None = None  # what it was made from (input Pod or controller's Pod)
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def named_port(self, name: str, protocol: str) -> int | None:
+        """The container port named ``name`` with ``protocol`` (Kubernetes' FindPort), else None.
+
+        Regular containers first, then init (sidecar) containers, as the EndpointSlice controller
+        looks them up.
+        """
+        for init in (False, True):
+            for c in self.containers:
+                if c.init != init:
+                    continue
+                for p in c.ports:
+                    if p.name == name and p.protocol == protocol:
+                        return p.container_port
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """A Service with its ClusterIP (None: headless or ExternalName) and node ports allocated."""
+
+    spec: ServiceSpec
+    cluster_ip: IPv4Address | None
+
+    @property
+    def name(self) -> str:
+        return self.spec.meta.name
+
+    @property
+    def namespace(self) -> str:
+        return self.spec.meta.namespace or "default"
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One address of an EndpointSlice, with the conditions kube-proxy reads."""
+
+    ip: IPv4Address
+    ready: bool = True
+    serving: bool = True
+    terminating: bool = False
+    node_name: str | None = None
+    pod: str | None = None  # "ns/name" of the Pod behind it, when known
+    hostname: str | None = None
+    zone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointPort:
+    name: str
+    port: int
+    protocol: str
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSlice:
+    """discovery.k8s.io/v1 EndpointSlice: derived by the controller, or given in the input."""
+
+    name: str
+    namespace: str
+    service: str
+    ports: tuple[EndpointPort, ...]
+    endpoints: tuple[Endpoint, ...]
+    given: bool = False  # True when it came from the input, used as it is
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One step of the control plane's story: who did what to which object (issue: events)."""
+
+    actor: str
+    action: str
+    object: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    """The control plane's result, ready for the CNI plugin and kube-proxy to build the dataplane."""
+
+    config: ClusterConfig
+    nodes: tuple[Node, ...]
+    namespaces: tuple[Namespace, ...]
+    pods: tuple[Pod, ...]
+    services: tuple[Service, ...]
+    endpoint_slices: tuple[EndpointSlice, ...]
+    policies: tuple[NetworkPolicySpec, ...] = ()
+    events: tuple[Event, ...] = ()
+    warnings: tuple = field(default=())  # podnet.errors.Problem with severity "warning"
+
+    def node(self, name: str) -> Node | None:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        return None

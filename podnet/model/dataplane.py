@@ -1,0 +1,200 @@
+"""Network namespaces as Linux holds them: links, addresses, routes, neighbours, FDB entries,
+iptables tables and sysctls. Texts are rendered the way iproute2 and iptables-save print them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+from podnet.model.base import EMPTY, FrozenDict
+
+
+@dataclass(frozen=True, slots=True)
+class Vxlan:
+    """A VXLAN link's attributes (``ip -d link show flannel.1``)."""
+
+    vni: int = 1
+    port: int = 8472
+    local: IPv4Address | None = None
+    dev: str = "eth0"
+    learning: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A network device in one namespace.
+
+    ``kind`` is ``loopback``, ``veth``, ``bridge``, ``vxlan`` or ``ether`` (a node's underlay NIC).
+    ``master`` names the bridge a port is enslaved to; ``peer`` is ``(netns, link)`` of a veth's
+    other end.
+    """
+
+    name: str
+    kind: str
+    index: int
+    mac: str
+    mtu: int = 1500
+    addresses: tuple[IPv4Interface, ...] = ()
+    master: str | None = None
+    peer: tuple[str, str] | None = None
+    hairpin: bool = False
+    vxlan: Vxlan | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One route of the ``main`` or ``local`` table.
+
+    >>> Route(IPv4Network("10.244.2.0/24"), "flannel.1", gateway=IPv4Address("10.244.2.0"),
+    ...       onlink=True).text()
+    '10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink'
+    >>> Route(IPv4Network("10.244.1.0/24"), "cni0", proto="kernel", scope="link",
+    ...       src=IPv4Address("10.244.1.1")).text()
+    '10.244.1.0/24 dev cni0 proto kernel scope link src 10.244.1.1'
+    """
+
+    dst: IPv4Network
+    dev: str
+    gateway: IPv4Address | None = None
+    type: str = "unicast"  # unicast | local | broadcast | blackhole | unreachable
+    table: str = "main"  # main | local
+    proto: str | None = None  # None: boot (not printed)
+    scope: str | None = None  # None: global (not printed)
+    src: IPv4Address | None = None
+    onlink: bool = False
+    metric: int | None = None
+
+    def text(self) -> str:
+        """The route as ``ip route show table <table>`` prints it."""
+        if self.dst.prefixlen == 0:
+            dst = "default"
+        elif self.dst.prefixlen == 32:
+            dst = str(self.dst.network_address)
+        else:
+            dst = str(self.dst)
+        parts = [dst] if self.type == "unicast" else [self.type, dst]
+        if self.gateway is not None:
+            parts += ["via", str(self.gateway)]
+        parts += ["dev", self.dev]
+        if self.table != "main":
+            parts += ["table", self.table]
+        if self.proto:
+            parts += ["proto", self.proto]
+        if self.scope:
+            parts += ["scope", self.scope]
+        if self.src is not None:
+            parts += ["src", str(self.src)]
+        if self.metric is not None:
+            parts += ["metric", str(self.metric)]
+        if self.onlink:
+            parts.append("onlink")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Neighbor:
+    """An ARP entry (``ip neigh``).
+
+    >>> Neighbor(IPv4Address("10.244.2.0"), "flannel.1", "5a:1f:00:00:00:02").text()
+    '10.244.2.0 dev flannel.1 lladdr 5a:1f:00:00:00:02 PERMANENT'
+    """
+
+    ip: IPv4Address
+    dev: str
+    mac: str
+    state: str = "PERMANENT"
+
+    def text(self) -> str:
+        return f"{self.ip} dev {self.dev} lladdr {self.mac} {self.state}"
+
+
+@dataclass(frozen=True, slots=True)
+class FdbEntry:
+    """A forwarding-database entry (``bridge fdb``): a bridge port's MAC, or a VXLAN remote.
+
+    >>> FdbEntry("5a:1f:00:00:00:02", "flannel.1", dst=IPv4Address("192.168.0.12"),
+    ...          self_=True, permanent=True).text()
+    '5a:1f:00:00:00:02 dev flannel.1 dst 192.168.0.12 self permanent'
+    """
+
+    mac: str
+    dev: str
+    master: str | None = None
+    dst: IPv4Address | None = None
+    self_: bool = False
+    permanent: bool = False
+    vlan: int | None = None
+
+    def text(self) -> str:
+        parts = [self.mac, "dev", self.dev]
+        if self.dst is not None:
+            parts += ["dst", str(self.dst)]
+        if self.vlan is not None:
+            parts += ["vlan", str(self.vlan)]
+        if self.master:
+            parts += ["master", self.master]
+        if self.self_:
+            parts.append("self")
+        if self.permanent:
+            parts.append("permanent")
+        return " ".join(parts)
+
+
+BUILTIN_CHAINS = {
+    "raw": ("PREROUTING", "OUTPUT"),
+    "mangle": ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"),
+    "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
+    "filter": ("INPUT", "FORWARD", "OUTPUT"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """An iptables chain. ``rules`` are the rule specs after ``-A <name> `` exactly as
+    ``iptables-save`` prints them; ``policy`` is set for built-in chains only."""
+
+    name: str
+    rules: tuple[str, ...] = ()
+    policy: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """An iptables table: its chains in the order they are declared."""
+
+    name: str
+    chains: tuple[Chain, ...] = ()
+
+    def chain(self, name: str) -> Chain | None:
+        for c in self.chains:
+            if c.name == name:
+                return c
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Netns:
+    """A network namespace: ``name`` is ``node:<node>``, ``pod:<ns>/<pod>`` or ``external:<ip>``."""
+
+    name: str
+    kind: str  # node | pod | external
+    node: str | None
+    links: tuple[Link, ...]
+    routes: tuple[Route, ...] = ()
+    neighbors: tuple[Neighbor, ...] = ()
+    fdb: tuple[FdbEntry, ...] = ()
+    tables: tuple[Table, ...] = ()
+    sysctls: FrozenDict = EMPTY
+
+    def link(self, name: str) -> Link | None:
+        for lk in self.links:
+            if lk.name == name:
+                return lk
+        return None
+
+    def table(self, name: str) -> Table | None:
+        for t in self.tables:
+            if t.name == name:
+                return t
+        return None

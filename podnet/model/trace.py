@@ -1,0 +1,166 @@
+"""Packets and traces: Trace -> Path -> Hop -> Step, with a small fixed set of dispositions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from ipaddress import IPv4Address
+
+from podnet.model.base import EMPTY, FrozenDict
+
+DISPOSITIONS = (
+    "DELIVERED",
+    "REJECTED",
+    "DROPPED",
+    "DENIED_INGRESS",
+    "DENIED_EGRESS",
+    "NO_ROUTE",
+    "NEIGHBOR_UNREACHABLE",
+    "LOOP",
+    "TTL_EXCEEDED",
+    "EXITS_NETWORK",
+)
+SUCCESS = frozenset({"DELIVERED", "EXITS_NETWORK"})
+
+STEP_TYPES = (
+    "route",
+    "neigh",
+    "fdb",
+    "bridge",
+    "netfilter",
+    "nat",
+    "conntrack",
+    "policy",
+    "encap",
+    "decap",
+    "deliver",
+    "drop",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Encap:
+    """The outer headers of an encapsulated packet (VXLAN)."""
+
+    src: IPv4Address
+    dst: IPv4Address
+    sport: int
+    dport: int = 8472
+    vni: int = 1
+    type: str = "vxlan"
+
+
+@dataclass(frozen=True, slots=True)
+class Packet:
+    """The IPv4 header fields a trace follows, plus the skb mark and an outer encapsulation."""
+
+    src: IPv4Address
+    dst: IPv4Address
+    proto: str  # tcp | udp | sctp | icmp
+    sport: int
+    dport: int
+    ttl: int = 64
+    mark: int = 0
+    encap: Encap | None = None
+
+    def with_(self, **kw) -> Packet:
+        return replace(self, **kw)
+
+    def flow(self) -> str:
+        """``10.244.1.2:40000 -> 10.96.0.20:80 tcp``"""
+        return f"{self.src}:{self.sport} -> {self.dst}:{self.dport} {self.proto}"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One decision at a hop: a route lookup, a rule that matched, a NAT, an encapsulation...
+
+    ``table``/``chain``/``rule``/``rulenum`` are set for ``netfilter`` and ``nat`` steps (``rule``
+    as iptables-save prints it, ``-A CHAIN ...``).
+    """
+
+    type: str
+    text: str
+    table: str | None = None
+    chain: str | None = None
+    rule: str | None = None
+    rulenum: int | None = None
+    detail: FrozenDict = EMPTY
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    """The packet on one device of one namespace, and what that namespace decided."""
+
+    node: str | None
+    netns: str
+    device: str
+    direction: str  # in | out
+    steps: tuple[Step, ...]
+    packet: Packet
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """A packet's way in one direction: its hops and how it ended."""
+
+    disposition: str
+    hops: tuple[Hop, ...]
+    reason: str
+    endpoint: str | None = None  # "ns/pod" that received it, or None
+
+
+@dataclass(frozen=True, slots=True)
+class Path:
+    """One way the packet can go (kube-proxy's random choice makes several), with its reply."""
+
+    probability: Fraction
+    forward: Leg
+    reply: Leg | None = None
+
+    @property
+    def disposition(self) -> str:
+        return self.forward.disposition
+
+    @property
+    def endpoint(self) -> str | None:
+        return self.forward.endpoint
+
+    @property
+    def hops(self) -> tuple[Hop, ...]:
+        return self.forward.hops
+
+    @property
+    def delivered(self) -> bool:
+        return self.forward.disposition in SUCCESS
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """All paths of one packet from SRC to DST.
+
+    ``verdict`` is ``delivered`` (every path), ``dropped`` (none) or ``partial``.
+    """
+
+    src: str
+    dst: str
+    packet: Packet
+    paths: tuple[Path, ...]
+
+    @property
+    def verdict(self) -> str:
+        ok = [p.delivered for p in self.paths]
+        if ok and all(ok):
+            return "delivered"
+        if any(ok):
+            return "partial"
+        return "dropped"
+
+    @property
+    def delivered(self) -> bool:
+        return self.verdict == "delivered"
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        """The Pods reached on delivered paths, sorted, without repeats."""
+        return tuple(sorted({p.endpoint for p in self.paths if p.delivered and p.endpoint}))
