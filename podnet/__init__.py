@@ -6,3 +6,7 @@ packets hop by hop through routes, bridges, VXLAN tunnels, netfilter chains and 
 """
 
 __version__ = "0.1.0"
+
+from podnet.api import LoadedCluster, load  # noqa: E402
+
+__all__ = ["LoadedCluster", "load", "__version__"]

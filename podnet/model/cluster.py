@@ -142,6 +142,38 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeVerdict:
+    """How the scheduler judged one node for one Pod (kube-scheduler's filter, then score).
+
+    ``reasons`` are the filter failures in the scheduler's own wording (empty: the node fits);
+    the scores are set for nodes that fit: ``least_allocated`` (NodeResourcesFit, 0-100),
+    ``spread`` (spreading of the owner's Pods, 0-100) and their sum ``score``.
+    """
+
+    node: str
+    reasons: tuple[str, ...] = ()
+    least_allocated: int | None = None
+    spread: int | None = None
+    score: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleDecision:
+    """Where one Pod went and why. ``via`` is ``nodeName`` (bound by its spec), ``podIP`` (the node
+    whose podCIDR holds its fixed IP), ``daemonset`` (the DaemonSet controller's node) or
+    ``scheduler``. ``verdicts`` holds every node's verdict when the cluster is small enough to keep
+    them (see podnet.control.scheduler.EXPLAIN_NODES); ``feasible`` counts the nodes that fit when
+    known."""
+
+    pod: str  # "ns/name"
+    node: str
+    via: str
+    score: int | None = None
+    feasible: int | None = None
+    verdicts: tuple[NodeVerdict, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Cluster:
     """The control plane's result, ready for the CNI plugin and kube-proxy to build the dataplane."""
 
@@ -154,6 +186,7 @@ class Cluster:
     policies: tuple[NetworkPolicySpec, ...] = ()
     events: tuple[Event, ...] = ()
     warnings: tuple = field(default=())  # podnet.errors.Problem with severity "warning"
+    schedule: tuple[ScheduleDecision, ...] = ()  # one per Pod, in the order Pods were placed
 
     def node(self, name: str) -> Node | None:
         for n in self.nodes:

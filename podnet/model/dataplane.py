@@ -65,8 +65,19 @@ class Route:
     onlink: bool = False
     metric: int | None = None
 
-    def text(self) -> str:
-        """The route as ``ip route show table <table>`` prints it."""
+    def text(self, with_table: bool = True) -> str:
+        """The route as ``ip route show table all`` prints it.
+
+        ``with_table=False`` leaves out ``table <name>``, as ``ip route show table <name>`` does
+        (iproute2 ip/iproute.c print_route prints the table only when no table filter is set).
+
+        >>> r = Route(IPv4Network("10.244.1.1/32"), "cni0", type="local", table="local",
+        ...           proto="kernel", scope="host", src=IPv4Address("10.244.1.1"))
+        >>> r.text()
+        'local 10.244.1.1 dev cni0 table local proto kernel scope host src 10.244.1.1'
+        >>> r.text(with_table=False)
+        'local 10.244.1.1 dev cni0 proto kernel scope host src 10.244.1.1'
+        """
         if self.dst.prefixlen == 0:
             dst = "default"
         elif self.dst.prefixlen == 32:
@@ -77,7 +88,7 @@ class Route:
         if self.gateway is not None:
             parts += ["via", str(self.gateway)]
         parts += ["dev", self.dev]
-        if self.table != "main":
+        if self.table != "main" and with_table:
             parts += ["table", self.table]
         if self.proto:
             parts += ["proto", self.proto]
@@ -174,6 +185,41 @@ class Table:
 
 
 @dataclass(frozen=True, slots=True)
+class PeerEntries:
+    """Entries every node installs for each *other* node, held once for the whole cluster.
+
+    flannel gives each node one route (and, under VXLAN, one neighbour and one FDB entry) per
+    remote node; these are identical on every node except that a node skips its own. At 5,000
+    nodes that is 25 million objects if each node held its own copy, so a node's Netns refers to
+    this shared value instead (``Netns.peers``) and holds every member's entries except those of
+    ``Netns.node``. ``routes[i]``, ``neighbors[i]`` and ``fdb[i]`` belong to ``owners[i]``.
+    """
+
+    owners: tuple[str, ...] = ()
+    routes: tuple[tuple[Route, ...], ...] = ()
+    neighbors: tuple[tuple[Neighbor, ...], ...] = ()
+    fdb: tuple[tuple[FdbEntry, ...], ...] = ()
+
+    def routes_for(self, node: str | None) -> tuple[Route, ...]:
+        """Every member's routes except ``node``'s own."""
+        return tuple(
+            r for o, rs in zip(self.owners, self.routes, strict=True) if o != node for r in rs
+        )
+
+    def neighbors_for(self, node: str | None) -> tuple[Neighbor, ...]:
+        """Every member's neighbours except ``node``'s own."""
+        return tuple(
+            n for o, ns in zip(self.owners, self.neighbors, strict=True) if o != node for n in ns
+        )
+
+    def fdb_for(self, node: str | None) -> tuple[FdbEntry, ...]:
+        """Every member's FDB entries except ``node``'s own."""
+        return tuple(
+            e for o, es in zip(self.owners, self.fdb, strict=True) if o != node for e in es
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Netns:
     """A network namespace: ``name`` is ``node:<node>``, ``pod:<ns>/<pod>`` or ``external:<ip>``."""
 
@@ -186,6 +232,9 @@ class Netns:
     fdb: tuple[FdbEntry, ...] = ()
     tables: tuple[Table, ...] = ()
     sysctls: FrozenDict = EMPTY
+    # Shared per-remote-node entries (flannel): this netns also holds every entry of ``peers``
+    # except its own node's. ``routes``/``neighbors``/``fdb`` above are the netns' own entries.
+    peers: PeerEntries | None = None
 
     def link(self, name: str) -> Link | None:
         for lk in self.links:

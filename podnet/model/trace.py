@@ -108,6 +108,7 @@ class Leg:
     hops: tuple[Hop, ...]
     reason: str
     endpoint: str | None = None  # "ns/pod" that received it, or None
+    packet: Packet | None = None  # the headers as the receiving socket saw them (after all NAT)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,1 @@
+"""Analyses over many traces: probe checks (``podnet check``), reachability matrices."""

@@ -1,0 +1,251 @@
+"""A namespace's iptables tables compiled for walking: chains by ``(table, name)``, jump targets
+checked, jump loops refused, and big chains indexed by destination, protocol and port.
+
+The index never changes what a walk finds: a rule is listed under a key only when every packet it
+can match has that key (``-d IP/32 -p P --dport N``, or ``-p P --dport N``), all other rules are
+candidates for every packet, and candidates are visited in rule order with their real positions.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from podnet.dataplane.rules import Rule, RuleError, compile_rule
+from podnet.errors import Problem, did_you_mean
+from podnet.model.base import EMPTY
+from podnet.model.dataplane import BUILTIN_CHAINS, Chain, Table
+from podnet.model.trace import Step
+
+# Chains shorter than this are walked rule by rule: an index costs more than it saves.
+DEFAULT_INDEX_THRESHOLD = 32
+
+# Targets a table accepts (net/netfilter/xt_nat.c, xt_CT.c, xt_TRACE.c declare .table).
+_TARGET_TABLES = {
+    "DNAT": ("nat",),
+    "SNAT": ("nat",),
+    "MASQUERADE": ("nat",),
+    "NOTRACK": ("raw",),
+    "TRACE": ("raw",),
+}
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CompiledChain:
+    """One chain: its compiled rules, its policy (built-in chains) and its index, if any."""
+
+    table: str
+    name: str
+    rules: tuple[Rule, ...]
+    policy: str | None
+    builtin: bool
+    index: Mapping[tuple[int, str, int], tuple[int, ...]] | None = None
+    port_index: Mapping[tuple[str, int], tuple[int, ...]] = EMPTY
+    always: tuple[int, ...] = ()
+    labels: tuple[str, ...] = ()  # TRACE type per rule: rule, or return/policy (see _labels)
+    _steps: dict[int, Step] = field(default_factory=dict, repr=False)
+
+    def candidates(self, st: Any) -> tuple[int, ...] | None:
+        """Rule positions (0-based, ascending) that may match the packet, or None: all of them."""
+        if self.index is None:
+            return None
+        a = self.index.get((st.dst, st.proto, st.dport))
+        b = self.port_index.get((st.proto, st.dport))
+        if a is None and b is None:
+            return self.always
+        return tuple(sorted((a or ()) + (b or ()) + self.always))
+
+    def rule_text(self, pos: int) -> str:
+        """The rule at 0-based ``pos`` as iptables-save prints it, with ``-A CHAIN``."""
+        return f"-A {self.name} {self.rules[pos].text}"
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def _compile_chain(table: str, chain: Chain, threshold: int | None) -> CompiledChain:
+    builtin = chain.name in BUILTIN_CHAINS.get(table, ())
+    rules = tuple(compile_rule(t) for t in chain.rules)
+    policy = (chain.policy or "ACCEPT") if builtin else None
+    labels = _labels(rules, builtin)
+    if threshold is None or len(rules) < threshold:
+        return CompiledChain(table, chain.name, rules, policy, builtin, labels=labels)
+    index: dict[tuple[int, str, int], list[int]] = {}
+    port_index: dict[tuple[str, int], list[int]] = {}
+    always: list[int] = []
+    for pos, r in enumerate(rules):
+        if r.key is not None:
+            index.setdefault(r.key, []).append(pos)
+        elif r.port_key is not None:
+            port_index.setdefault(r.port_key, []).append(pos)
+        else:
+            always.append(pos)
+    return CompiledChain(
+        table,
+        chain.name,
+        rules,
+        policy,
+        builtin,
+        {k: tuple(v) for k, v in index.items()},
+        {k: tuple(v) for k, v in port_index.items()},
+        tuple(always),
+        labels,
+    )
+
+
+def _labels(rules: tuple[Rule, ...], builtin: bool) -> tuple[str, ...]:
+    # ip_tables.c get_chainname_rulenum: an unconditional rule whose target is a standard
+    # verdict (ACCEPT, DROP, RETURN, or none) is reported like a chain tail.
+    tail = "policy" if builtin else "return"
+    return tuple(
+        tail
+        if r.unconditional and (r.target is None or r.target.kind in ("ACCEPT", "DROP", "RETURN"))
+        else "rule"
+        for r in rules
+    )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Ruleset:
+    """All chains of one namespace, by ``(table, chain)``; ``tables`` lists the table names."""
+
+    chains: Mapping[tuple[str, str], CompiledChain]
+    tables: tuple[str, ...]
+
+    def chain(self, table: str, name: str) -> CompiledChain | None:
+        return self.chains.get((table, name))
+
+    @staticmethod
+    def from_tables(
+        tables: Sequence[Table], *, index_threshold: int | None = DEFAULT_INDEX_THRESHOLD
+    ) -> Ruleset:
+        """Compile and check ``tables``; raise RuleError listing every problem found.
+
+        ``index_threshold``: chains with at least this many rules are indexed (0: all; None:
+        none). Results are cached per tables tuple.
+
+        >>> from podnet.model.dataplane import Chain, Table
+        >>> t = Table("filter", (Chain("INPUT", ("-j A",), "ACCEPT"), Chain("A", ("-j B",)),
+        ...                      Chain("B", ("-j A",))))
+        >>> Ruleset.from_tables([t])
+        Traceback (most recent call last):
+        ...
+        podnet.dataplane.rulevalues.RuleError: error: filter: jump loop A -> B -> A (the kernel refuses it as a loop)
+        """
+        return _from_tables(tuple(tables), index_threshold)
+
+
+@functools.lru_cache(maxsize=256)
+def _from_tables(tables: tuple[Table, ...], threshold: int | None) -> Ruleset:
+    problems: list[Problem] = []
+    chains: dict[tuple[str, str], CompiledChain] = {}
+    for table in tables:
+        names = [c.name for c in table.chains]
+        seen: set[str] = set()
+        for chain in table.chains:
+            if chain.name in seen:
+                problems.append(Problem(f"chain {chain.name!r} declared twice", path=table.name))
+                continue
+            seen.add(chain.name)
+            try:
+                chains[(table.name, chain.name)] = _compile_chain(table.name, chain, threshold)
+            except RuleError:
+                problems.extend(_rule_problems(table.name, chain))
+        for builtin in BUILTIN_CHAINS.get(table.name, ()):
+            if (table.name, builtin) not in chains:
+                chains[(table.name, builtin)] = CompiledChain(
+                    table.name, builtin, (), "ACCEPT", True
+                )
+        problems.extend(_check_targets(table.name, names, chains))
+        problems.extend(_check_loops(table.name, chains))
+    if problems:
+        raise RuleError(problems)
+    return Ruleset(chains, tuple(t.name for t in tables))
+
+
+def _rule_problems(table: str, chain: Chain) -> list[Problem]:
+    out = []
+    for num, text in enumerate(chain.rules, 1):
+        try:
+            compile_rule(text)
+        except RuleError as exc:
+            for p in exc.problems:
+                out.append(Problem(p.message, path=f"{table} {chain.name} rule {num}", hint=p.hint))
+    return out
+
+
+def _check_targets(
+    table: str, names: list[str], chains: Mapping[tuple[str, str], CompiledChain]
+) -> list[Problem]:
+    out = []
+    builtins = BUILTIN_CHAINS.get(table, ())
+    for name in names:
+        cc = chains.get((table, name))
+        if cc is None:
+            continue
+        for num, r in enumerate(cc.rules, 1):
+            t = r.target
+            where = f"{table} {name} rule {num}"
+            if t is None:
+                continue
+            if t.kind in _TARGET_TABLES and table not in _TARGET_TABLES[t.kind]:
+                allowed = " or ".join(_TARGET_TABLES[t.kind])
+                out.append(
+                    Problem(f"target {t.kind} is only valid in the {allowed} table", path=where)
+                )
+            if t.chain is None:
+                continue
+            if t.chain in builtins:
+                out.append(Problem(f"cannot jump to built-in chain {t.chain!r}", path=where))
+            elif (table, t.chain) not in chains:
+                hint = did_you_mean(t.chain, [n for n in names if n not in builtins])
+                out.append(
+                    Problem(
+                        f"jump to chain {t.chain!r} that does not exist in table {table}",
+                        path=where,
+                        hint=hint,
+                    )
+                )
+    return out
+
+
+def _check_loops(table: str, chains: Mapping[tuple[str, str], CompiledChain]) -> list[Problem]:
+    """Find jump cycles by depth-first search (iterative: chains can be 10,000s)."""
+    edges: dict[str, list[str]] = {}
+    for (tname, name), cc in chains.items():
+        if tname != table:
+            continue
+        succ: dict[str, None] = {}  # ordered and without repeats
+        for r in cc.rules:
+            t = r.target
+            if t is not None and t.chain is not None and (table, t.chain) in chains:
+                succ[t.chain] = None
+        edges[name] = list(succ)
+    color: dict[str, int] = {}  # 1: on the current path, 2: done
+    out: list[Problem] = []
+    for start in edges:
+        if start in color:
+            continue
+        path = [start]
+        color[start] = 1
+        stack = [iter(edges[start])]
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                color[path.pop()] = 2
+                stack.pop()
+                continue
+            state = color.get(nxt)
+            if state == 1:
+                cycle = path[path.index(nxt) :] + [nxt]
+                out.append(
+                    Problem(
+                        f"jump loop {' -> '.join(cycle)} (the kernel refuses it as a loop)",
+                        path=table,
+                    )
+                )
+            elif state is None:
+                color[nxt] = 1
+                path.append(nxt)
+                stack.append(iter(edges[nxt]))
+    return out

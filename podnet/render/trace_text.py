@@ -1,0 +1,72 @@
+"""A trace as text a person reads at a glance: numbered hops, each decision in the words Linux
+tools use (``ip route``, ``iptables-save``, ``bridge fdb``), NAT as a before -> after diff."""
+
+from __future__ import annotations
+
+from podnet.model.trace import Hop, Leg, Packet, Path, Trace
+
+
+def fmt_prob(p) -> str:
+    """A probability as kube-proxy prints it: ``0.3333333333``; exactly one is ``1``."""
+    return "1" if p == 1 else f"{float(p):.10f}"
+
+
+def fmt_packet(p: Packet) -> str:
+    text = f"{p.src}:{p.sport} -> {p.dst}:{p.dport} {p.proto} ttl {p.ttl}"
+    if p.mark:
+        text += f" mark {p.mark:#x}"
+    if p.encap is not None:
+        e = p.encap
+        text = f"{e.type} {e.src}:{e.sport} -> {e.dst}:{e.dport} vni {e.vni} | inner {text}"
+    return text
+
+
+def _steps(hop: Hop, out: list[str]) -> None:
+    for s in hop.steps:
+        if s.rule:
+            where = f"{s.table} {s.chain} #{s.rulenum}" if s.rulenum else f"{s.table} {s.chain}"
+            out.append(f"        {s.type:<9}  {where}  {s.rule}")
+        else:
+            out.append(f"        {s.type:<9}  {s.text}")
+
+
+def render_leg(leg: Leg, indent: str = "  ") -> list[str]:
+    out: list[str] = []
+    last: Packet | None = None
+    for i, hop in enumerate(leg.hops, 1):
+        where = f"{hop.node or '-'}  {hop.netns}"
+        head = f"{indent}{i:>2}  {where}  {hop.device} {hop.direction}"
+        if hop.packet != last:
+            head += f"   [{fmt_packet(hop.packet)}]"
+            last = hop.packet
+        out.append(head)
+        _steps(hop, out)
+    return out
+
+
+def render_path(path: Path, index: int, total: int) -> list[str]:
+    who = f"  -> {path.endpoint}" if path.endpoint else ""
+    out = [f"path {index}/{total}  p={fmt_prob(path.probability)}  {path.disposition}{who}"]
+    out.append(f"  {path.forward.reason}")
+    out += render_leg(path.forward)
+    if path.reply is not None:
+        out.append(f"  reply: {path.reply.disposition}  {path.reply.reason}")
+        out += render_leg(path.reply, indent="  ")
+    return out
+
+
+def render_trace(trace: Trace) -> str:
+    """The whole trace as text.
+
+    The first lines say what was sent and the verdict; then each path with its hops.
+    """
+    p = trace.packet
+    lines = [
+        f"trace {trace.src} -> {trace.dst}",
+        f"packet {p.src}:{p.sport} -> {p.dst}:{p.dport} {p.proto}",
+        f"verdict {trace.verdict} ({len(trace.paths)} path{'s' if len(trace.paths) != 1 else ''})",
+    ]
+    for i, path in enumerate(trace.paths, 1):
+        lines.append("")
+        lines += render_path(path, i, len(trace.paths))
+    return "\n".join(lines) + "\n"

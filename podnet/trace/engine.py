@@ -1,0 +1,341 @@
+"""The hop loop: a packet moves the way Linux moves it, every decision taken from the tables of
+the namespace it is in (DESIGN.md, "the one rule").
+
+Paths through a namespace (Linux, net/ipv4 and net/bridge):
+
+* received on a device: PREROUTING (raw, mangle, nat) -> routing -> INPUT (mangle, filter, nat) ->
+  socket, or FORWARD (mangle, filter) -> POSTROUTING (mangle, nat) -> out;
+* sent by a local socket: routing -> OUTPUT (raw, mangle, nat, filter) -> re-route if DNAT changed
+  the destination -> POSTROUTING -> out;
+* a frame on a bridge port: the bridge's FDB decides; with ``bridge-nf-call-iptables=1`` bridged
+  IPv4 frames also pass PREROUTING, FORWARD and POSTROUTING of the host with ``-i cni0``
+  and the ``physdev`` ports (net/bridge/br_netfilter_hooks.c); frames to the bridge's own MAC go up
+  to the host's IP layer, PREROUTING having been walked once (ip_sabotage_in);
+* a VXLAN device encapsulates after its permanent neighbour and FDB entries, and the outer UDP
+  packet leaves as locally generated (iptunnel_xmit -> ip_local_out); on the far node the
+  kernel's VXLAN socket on UDP 8472 takes it from INPUT and the inner frame arrives on flannel.1.
+
+Every function returns the list of ways (``End``) its branch can end.
+"""
+
+from __future__ import annotations
+
+from podnet.model.trace import Encap, Packet, Step
+from podnet.trace.flight import End, Flight
+from podnet.trace.hooks import Hooks
+from podnet.trace.view import NetView
+
+MAX_HOPS = 128
+
+
+def _flow_key(netns: str, device: str, direction: str, p: Packet) -> tuple:
+    return (netns, device, direction, p.src, p.dst, p.proto, p.sport, p.dport, p.encap)
+
+
+def vxlan_source_port(inner: Packet, low: int = 32768, high: int = 60999) -> int:
+    """The outer UDP source port: a hash of the inner flow in the local port range, as the
+    kernel's udp_flow_src_port does (include/net/udp.h), so that one flow keeps one port.
+
+    >>> from ipaddress import IPv4Address as A
+    >>> 32768 <= vxlan_source_port(Packet(A("10.0.0.1"), A("10.0.0.2"), "tcp", 1, 2)) <= 60999
+    True
+    """
+    import hashlib
+
+    key = f"{inner.src}|{inner.dst}|{inner.proto}|{inner.sport}|{inner.dport}".encode()
+    h = int.from_bytes(hashlib.sha256(key).digest()[:4], "big")
+    return low + h % (high - low + 1)
+
+
+def outer(p: Packet) -> Packet:
+    """The headers routing and netfilter see: the outer UDP packet of an encapsulated frame."""
+    if p.encap is None:
+        return p
+    e = p.encap
+    return Packet(e.src, e.dst, "udp", e.sport, e.dport, ttl=64, mark=p.mark)
+
+
+class Engine:
+    """Moves packets through a built network. Stateless apart from read-only caches."""
+
+    def __init__(self, view: NetView):
+        self.view = view
+        self.hooks = Hooks(view)
+
+    # ------------------------------------------------------------------ leaving a local socket
+
+    def send(self, fl: Flight, netns: str) -> list[End]:
+        """A local socket in ``netns`` sends ``fl.packet`` (``ip_local_out``)."""
+        v = self.view
+        node = v.node_of(netns)
+        hdr = outer(fl.packet)
+        route = v.route(netns, hdr.dst)
+        if route is None:
+            fl = fl.enter(node, netns, "-", "out")
+            return [self._end(fl, "NO_ROUTE", f"{netns} has no route to {hdr.dst}: connect() fails with 'Network is unreachable'")]
+        fl, loop = self._open(fl, netns, route.dev, "out")
+        if loop:
+            return [loop]
+        fl = fl.step(Step("route", route.text()))
+        fl, ct = self.hooks.ct_begin(fl, netns, "OUTPUT")
+        ends: list[End] = []
+        for fl1, oc in self.hooks.run(fl, netns, "OUTPUT", ct, in_iface=None, out_iface=route.dev):
+            if oc is not None:
+                ends.append(oc)
+                continue
+            hdr1 = outer(fl1.packet)
+            route1 = route
+            if hdr1.dst != hdr.dst:
+                # ip_route_me_harder: DNAT in OUTPUT re-routes the packet (net/ipv4/netfilter.c)
+                route1 = v.route(netns, hdr1.dst)
+                if route1 is None:
+                    ends.append(self._end(fl1, "NO_ROUTE", f"{netns} has no route to {hdr1.dst} after DNAT"))
+                    continue
+                fl1 = fl1.step(Step("route", route1.text(), detail=_d(reroute=True)))
+                if route1.dev != route.dev:
+                    fl1 = fl1.update(hop=fl1.hop.__class__(node, netns, route1.dev, "out", fl1.hop.packet, fl1.hop.steps))
+            if route1.type == "local":
+                ends += self._postrouting_then(fl1, netns, "lo", ct, None, local=True)
+            else:
+                ends += self._postrouting_then(fl1, netns, route1.dev, ct, route1.gateway or hdr1.dst)
+        return ends
+
+    # ------------------------------------------------------------------ arriving on a device
+
+    def receive(self, fl: Flight, netns: str, device: str) -> list[End]:
+        """A frame arrives on ``device`` of ``netns``."""
+        link = self.view.link(netns, device)
+        if link is not None and link.master:
+            return self._bridge_ingress(fl, netns, device, link.master)
+        return self._l3_input(fl, netns, device)
+
+    def _l3_input(self, fl: Flight, netns: str, device: str, physin: str | None = None, *, opened: bool = False) -> list[End]:
+        v = self.view
+        node = v.node_of(netns)
+        if not opened:
+            fl, loop = self._open(fl, netns, device, "in")
+            if loop:
+                return [loop]
+        fl, ct = self.hooks.ct_begin(fl, netns, "PREROUTING")
+        ends: list[End] = []
+        for fl1, oc in self.hooks.run(fl, netns, "PREROUTING", ct, in_iface=device, out_iface=None, physin=physin):
+            if oc is not None:
+                ends.append(oc)
+                continue
+            ends += self._route_input(fl1, netns, device, physin, ct)
+        return ends
+
+    def _route_input(self, fl: Flight, netns: str, device: str, physin: str | None, ct) -> list[End]:
+        v = self.view
+        hdr = outer(fl.packet)
+        route = v.route(netns, hdr.dst)
+        if route is None:
+            return [self._end(fl, "NO_ROUTE", f"{netns} has no route to {hdr.dst}")]
+        fl = fl.step(Step("route", route.text()))
+        if route.type == "local":
+            ends: list[End] = []
+            for fl1, oc in self.hooks.run(fl, netns, "INPUT", ct, in_iface=device, out_iface=None, physin=physin):
+                if oc is not None:
+                    ends.append(oc)
+                    continue
+                fl1 = self.hooks.ct_confirm(fl1, netns, ct, "INPUT")
+                ends += self._local_deliver(fl1, netns, device)
+            return ends
+        if route.type != "unicast":
+            return [self._end(fl, "DROPPED", f"route type {route.type} to {hdr.dst} discards the packet")]
+        if v.sysctl(netns, "net.ipv4.ip_forward") != 1:
+            return [self._end(fl, "DROPPED", f"{netns} does not forward (net.ipv4.ip_forward = 0) and {hdr.dst} is not its own address")]
+        if fl.packet.ttl <= 1:
+            return [self._end(fl, "TTL_EXCEEDED", f"TTL expired in {netns}: the kernel answers ICMP time exceeded")]
+        # ip_forward decrements the TTL before the FORWARD hook (net/ipv4/ip_forward.c)
+        fl = fl.with_packet(fl.packet.with_(ttl=fl.packet.ttl - 1))
+        fl, loop = self._open(fl, netns, route.dev, "out")
+        if loop:
+            return [loop]
+        ends = []
+        for fl1, oc in self.hooks.run(fl, netns, "FORWARD", ct, in_iface=device, out_iface=route.dev, physin=physin):
+            if oc is not None:
+                ends.append(oc)
+                continue
+            ends += self._postrouting_then(fl1, netns, route.dev, ct, route.gateway or hdr.dst)
+        return ends
+
+    def _postrouting_then(self, fl: Flight, netns: str, dev: str, ct, nexthop, *, local: bool = False, physout: str | None = None, physin: str | None = None, bridged_port: str | None = None) -> list[End]:
+        ends: list[End] = []
+        for fl1, oc in self.hooks.run(fl, netns, "POSTROUTING", ct, in_iface=None, out_iface=dev, physin=physin, physout=physout):
+            if oc is not None:
+                ends.append(oc)
+                continue
+            fl1 = self.hooks.ct_confirm(fl1, netns, ct, "POSTROUTING")
+            if local:
+                fl1 = fl1.step(Step("route", "loopback: the packet is its own host's"))
+                ends += self._l3_input(fl1, netns, "lo")
+            elif bridged_port is not None:
+                ends += self._xmit_port(fl1, netns, bridged_port)
+            else:
+                ends += self._transmit(fl1, netns, dev, nexthop)
+        return ends
+
+    # ------------------------------------------------------------------ local delivery
+
+    def _local_deliver(self, fl: Flight, netns: str, device: str) -> list[End]:
+        v = self.view
+        p = fl.packet
+        if p.encap is not None:
+            vx = v.vxlan_socket(netns, p.encap.dst, p.encap.dport, p.encap.vni)
+            if vx is None:
+                return [self._end(fl, "DROPPED", f"no VXLAN device of {netns} listens on {p.encap.dst}:{p.encap.dport} with VNI {p.encap.vni}")]
+            inner = p.with_(encap=None)
+            fl = fl.step(Step("decap", f"vxlan VNI {p.encap.vni} from {p.encap.src}:{p.encap.sport}: inner frame to {vx.name}", detail=_d(vni=p.encap.vni)))
+            fl = fl.with_packet(inner).update(dst_mac=vx.mac)
+            return self._l3_input(fl, netns, vx.name)
+        who = v.socket_owner(netns, p)
+        what = who or netns
+        return [self._end(fl, "DELIVERED", f"delivered to {what} on {p.dst}:{p.dport}/{p.proto}", endpoint=who, netns=netns, step=Step("deliver", f"{p.proto} {p.dst}:{p.dport} socket of {what}"))]
+
+    # ------------------------------------------------------------------ out a device
+
+    def _transmit(self, fl: Flight, netns: str, dev: str, nexthop) -> list[End]:
+        v = self.view
+        link = v.link(netns, dev)
+        if link is None:
+            return [self._end(fl, "NO_ROUTE", f"{netns} has no device {dev}")]
+        if link.kind == "loopback":
+            return self._l3_input(fl, netns, dev)
+        if link.kind == "vxlan":
+            return self._vxlan_xmit(fl, netns, link, nexthop)
+        if nexthop == v.gateway and link.kind == "ether":
+            return self._via_gateway(fl, netns, dev, nexthop)
+        hit = v.arp(netns, dev, nexthop)
+        if hit is None:
+            return [self._end(fl, "NEIGHBOR_UNREACHABLE", f"no host answers ARP for {nexthop} on {dev} of {netns}")]
+        peer_ns, peer_dev, mac = hit
+        fl = fl.step(Step("neigh", f"{nexthop} dev {dev} lladdr {mac} REACHABLE")).update(dst_mac=mac)
+        if link.kind == "bridge":
+            return self._bridge_output(fl, netns, dev, mac)
+        if link.kind == "veth" and link.peer is not None:
+            return self.receive(fl, *link.peer)
+        # the underlay: one L2 segment; the switch delivers the frame to the owner of the MAC
+        return self.receive(fl, peer_ns, peer_dev)
+
+    def _vxlan_xmit(self, fl: Flight, netns: str, link, nexthop) -> list[End]:
+        v = self.view
+        neigh = v.neigh(netns, link.name, nexthop)
+        if neigh is None:
+            return [self._end(fl, "NEIGHBOR_UNREACHABLE", f"{link.name} has no neighbour entry for {nexthop}: flannel adds one per node it knows, and VXLAN does not ARP")]
+        fl = fl.step(Step("neigh", neigh.text()))
+        remote = v.vxlan_fdb(netns, link.name, neigh.mac)
+        if remote is None:
+            return [self._end(fl, "NEIGHBOR_UNREACHABLE", f"{link.name} has no FDB entry for {neigh.mac}: no VTEP to send to")]
+        vx = link.vxlan
+        fl = fl.step(Step("fdb", f"{neigh.mac} dev {link.name} dst {remote} self permanent"))
+        encap = Encap(src=vx.local, dst=remote, sport=vxlan_source_port(fl.packet), dport=vx.port, vni=vx.vni)
+        fl = fl.step(Step("encap", f"vxlan VNI {vx.vni}: {vx.local}:{encap.sport} -> {remote}:{vx.port} udp", detail=_d(vni=vx.vni)))
+        fl = fl.with_packet(fl.packet.with_(encap=encap))
+        # the outer packet is sent as locally generated (iptunnel_xmit -> ip_local_out)
+        return self.send(fl, netns)
+
+    def _via_gateway(self, fl: Flight, netns: str, dev: str, gw) -> list[End]:
+        """The underlay's router: podnet does not emulate it, but knows what it does with a
+        packet — hands it to an outside client it was asked to model, sends it on toward the
+        Internet, or has nowhere to send an address that exists only inside the cluster."""
+        v = self.view
+        dst = outer(fl.packet).dst
+        fl = fl.step(Step("neigh", f"{gw} dev {dev}: the underlay's default gateway"))
+        client = v.external_netns(dst)
+        if client is not None:
+            fl = fl.step(Step("route", f"the gateway routes {dst} to the outside client"))
+            return self.receive(fl.update(dst_mac=None), client, "eth0")
+        cfg = v.network.cluster.config
+        if dst in cfg.cluster_cidr or dst in cfg.service_cidr or dst in v.network.underlay:
+            what = "ClusterIPs exist only in kube-proxy's rules on the nodes" if dst in cfg.service_cidr else "the cluster's own addresses are not routed beyond the nodes"
+            return [self._end(fl, "NO_ROUTE", f"the underlay gateway {gw} has no route to {dst}: {what}")]
+        return [self._end(fl, "EXITS_NETWORK", f"leaves the cluster through the underlay gateway {gw} toward {dst}")]
+
+    # ------------------------------------------------------------------ the bridge
+
+    def _bridge_ingress(self, fl: Flight, netns: str, port: str, bridge: str) -> list[End]:
+        v = self.view
+        node = v.node_of(netns)
+        fl, loop = self._open(fl, netns, port, "in")
+        if loop:
+            return [loop]
+        mac = fl.dst_mac
+        if v.bridge_own(netns, bridge, mac):
+            fl = fl.step(Step("bridge", f"{bridge}: {mac} is the bridge's own address: up to the host (L3) on {bridge}"))
+            fl, loop = self._open(fl, netns, bridge, "in")
+            if loop:
+                return [loop]
+            return self._l3_input(fl, netns, bridge, physin=port, opened=True)
+        entry = v.bridge_fdb(netns, bridge, mac)
+        if entry is None:
+            return [self._end(fl, "NEIGHBOR_UNREACHABLE", f"{bridge} has no FDB entry for {mac}; the flooded frame reaches no host with that address")]
+        fl = fl.step(Step("fdb", entry.text()))
+        out_port = entry.dev
+        if out_port == port and not v.link(netns, port).hairpin:
+            return [self._end(fl, "DROPPED", f"{bridge} does not send a frame back out its ingress port {port} (hairpin off)")]
+        fl = fl.step(Step("bridge", f"{bridge}: forward {port} -> {out_port}"))
+        if v.sysctl(netns, "net.bridge.bridge-nf-call-iptables") != 1:
+            return self._xmit_port(fl, netns, out_port)
+        # br_netfilter: the bridged IPv4 frame walks the host's iptables with -i/-o the bridge
+        fl, ct = self.hooks.ct_begin(fl, netns, "PREROUTING")
+        ends: list[End] = []
+        for fl1, oc in self.hooks.run(fl, netns, "PREROUTING", ct, in_iface=bridge, out_iface=None, physin=port):
+            if oc is not None:
+                ends.append(oc)
+                continue
+            if fl1.packet.dst != fl.packet.dst:
+                # DNAT on a bridged frame: br_netfilter hands it to IP routing instead
+                fl1 = fl1.step(Step("bridge", f"{bridge}: destination changed by DNAT: routed by the host"))
+                ends += self._route_input(fl1, netns, bridge, port, ct)
+                continue
+            for fl2, oc2 in self.hooks.run(fl1, netns, "FORWARD", ct, in_iface=bridge, out_iface=bridge, physin=port, physout=out_port):
+                if oc2 is not None:
+                    ends.append(oc2)
+                    continue
+                ends += self._postrouting_then(fl2, netns, bridge, ct, None, physin=port, physout=out_port, bridged_port=out_port)
+        return ends
+
+    def _bridge_output(self, fl: Flight, netns: str, bridge: str, mac: str) -> list[End]:
+        """The host sends a frame out its bridge device: the FDB picks the port."""
+        entry = self.view.bridge_fdb(netns, bridge, mac)
+        if entry is None:
+            return [self._end(fl, "NEIGHBOR_UNREACHABLE", f"{bridge} has no FDB entry for {mac}")]
+        fl = fl.step(Step("fdb", entry.text()))
+        return self._xmit_port(fl, netns, entry.dev)
+
+    def _xmit_port(self, fl: Flight, netns: str, port: str) -> list[End]:
+        v = self.view
+        fl, loop = self._open(fl, netns, port, "out")
+        if loop:
+            return [loop]
+        link = v.link(netns, port)
+        if link is None or link.peer is None:
+            return [self._end(fl, "DROPPED", f"bridge port {port} leads nowhere")]
+        return self.receive(fl, *link.peer)
+
+    # ------------------------------------------------------------------ endings
+
+    def _open(self, fl: Flight, netns: str, device: str, direction: str) -> tuple[Flight, End | None]:
+        """Start a hop on ``device``; end the branch as LOOP when the same packet was already
+        there (a forwarding loop) or the path grows beyond any real one."""
+        fl = fl.enter(self.view.node_of(netns), netns, device, direction)
+        key = _flow_key(netns, device, direction, fl.packet)
+        if key in fl.seen:
+            return fl, self._end(fl, "LOOP", f"the packet comes back to {device} of {netns} unchanged: a forwarding loop")
+        if len(fl.hops) > MAX_HOPS:
+            return fl, self._end(fl, "LOOP", f"more than {MAX_HOPS} hops: a forwarding loop")
+        return fl.update(seen=fl.seen | {key}), None
+
+    def _end(self, fl: Flight, disposition: str, reason: str, *, endpoint: str | None = None, netns: str | None = None, step: Step | None = None) -> End:
+        if step is None:
+            step = Step("drop", reason) if disposition not in ("DELIVERED", "EXITS_NETWORK") else None
+        if step is not None:
+            fl = fl.step(step)
+        return End(fl, disposition, reason, endpoint=endpoint, netns=netns)
+
+
+def _d(**kw):
+    from podnet.model.base import FrozenDict
+
+    return FrozenDict(kw)

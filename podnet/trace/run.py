@@ -1,0 +1,116 @@
+"""One trace: resolve SRC and DST, send the first packet, follow every branch, send each delivered
+branch's reply back through the conntrack state that branch left, and collect the paths."""
+
+from __future__ import annotations
+
+import random
+from fractions import Fraction
+from ipaddress import IPv4Address
+
+from podnet.errors import Problem, UsageError
+from podnet.model.trace import Leg, Packet, Path, Trace
+from podnet.trace.endpoints import parse_dst, parse_src
+from podnet.trace.engine import Engine
+from podnet.trace.flight import End, Flight
+from podnet.trace.resolve import Origin, Resolver, Target
+from podnet.trace.view import view_of
+
+PROTOCOLS = ("tcp", "udp", "sctp")
+
+
+def _leg(end: End) -> Leg:
+    return Leg(end.disposition, end.flight.all_hops(), end.reason, end.endpoint, end.flight.packet)
+
+
+def run_trace(
+    network,
+    src: str,
+    dst: str,
+    *,
+    namespace: str = "default",
+    port: int | None = None,
+    protocol: str | None = None,
+    sport: int = 40000,
+    seed: int | None = None,
+    resolver: Resolver | None = None,
+) -> Trace:
+    """Trace a connection's first packet from ``src`` to ``dst`` and its reply.
+
+    ``src``/``dst`` use the grammar of podnet.trace.endpoints. Every branch of kube-proxy's random
+    choice is a path with its exact probability; ``seed`` keeps one, drawn as the kernel would.
+    """
+    resolver = resolver or Resolver(network.cluster)
+    origin = resolver.origin(parse_src(src, namespace))
+    target = resolver.target(parse_dst(dst, namespace), origin, port, protocol)
+    return trace_between(network, origin, target, sport=sport, seed=seed, src_text=src, dst_text=dst)
+
+
+def trace_between(network, origin: Origin, target: Target, *, sport: int = 40000, seed: int | None = None, src_text: str = "", dst_text: str = "") -> Trace:
+    """Trace from a resolved origin to a resolved target (used by ``check`` and ``reach`` too)."""
+    view = view_of(network)
+    if origin.external is not None:
+        from podnet.dataplane.build import with_external_client
+
+        try:
+            view = view.extended(with_external_client(network, origin.external, origin.node))
+        except ValueError:
+            raise UsageError(Problem(f"{origin.external} is an address inside the cluster, not an outside client", path="SRC", hint="pick an address outside clusterCIDR, serviceCIDR and the nodes' network")) from None
+    engine = Engine(view)
+    src_ip = origin.ip
+    if target.ip == IPv4Address("127.0.0.1"):
+        src_ip = target.ip
+    if src_ip is None:
+        src_ip = engine.view.source_address(origin.netns, target.ip)
+    packet = Packet(src_ip, target.ip, target.protocol, sport, target.port)
+    ends = engine.send(Flight(packet), origin.netns)
+    paths = []
+    for end in ends:
+        reply = None
+        if end.disposition == "DELIVERED":
+            reply = _reply(engine, end, origin, packet)
+        paths.append(Path(end.flight.prob, _leg(end), reply))
+    paths = _merge(paths)
+    if seed is not None and len(paths) > 1:
+        rng = random.Random(seed)
+        pick = rng.random()
+        acc = Fraction(0)
+        chosen = paths[-1]
+        for p in paths:
+            acc += p.probability
+            if pick < acc:
+                chosen = p
+                break
+        paths = [chosen]
+    return Trace(src_text or origin.label, dst_text or target.label, packet, tuple(paths))
+
+
+def _reply(engine: Engine, end: End, origin: Origin, sent: Packet) -> Leg:
+    got = end.flight.packet
+    answer = Packet(got.dst, got.src, got.proto, got.dport, got.sport)
+    fl = Flight(answer, ct=end.flight.ct, recent=end.flight.recent)
+    replies = engine.send(fl, end.netns)
+    # replies do not branch: conntrack already fixed the way back
+    r = replies[0]
+    leg = _leg(r)
+    if r.disposition == "DELIVERED":
+        p = r.flight.packet
+        if r.netns != origin.netns:
+            return Leg("DROPPED", leg.hops, f"the reply reaches {r.netns}, not the client in {origin.netns}", None, p)
+        if (p.src, p.sport, p.dst, p.dport) != (sent.dst, sent.dport, sent.src, sent.sport):
+            return Leg("DROPPED", leg.hops, f"the reply comes from {p.src}:{p.sport} but the client connected to {sent.dst}:{sent.dport}: its socket does not accept it", None, p)
+        return Leg("DELIVERED", leg.hops, f"the reply reaches the client from {p.src}:{p.sport}, the address it connected to", None, p)
+    return leg
+
+
+def _merge(paths: list[Path]) -> list[Path]:
+    """Branches that went exactly the same way are one path with their probabilities added (a rule
+    that did not match on one branch and was skipped on the other leaves no trace)."""
+    merged: dict = {}
+    for p in paths:
+        key = (p.forward, p.reply)
+        if key in merged:
+            q = merged[key]
+            merged[key] = Path(q.probability + p.probability, q.forward, q.reply)
+        else:
+            merged[key] = p
+    return list(merged.values())

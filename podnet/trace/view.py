@@ -1,0 +1,143 @@
+"""The engine's read-only view of a built network: every lookup a namespace makes while it
+forwards, each answered from that namespace's own state through the network's indexes."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+
+from podnet.dataplane.bridge import fdb_lookup, is_bridge_own, vxlan_remote
+from podnet.dataplane.neigh import neigh_lookup
+from podnet.dataplane.routing import select_src
+from podnet.dataplane.ruleset import Ruleset
+from podnet.model.dataplane import FdbEntry, Link, Neighbor, Route
+from podnet.model.trace import Packet
+
+
+class NetView:
+    """Lookups over one ``podnet.dataplane.network.Network``, with per-namespace memos."""
+
+    def __init__(self, network):
+        self.network = network
+        self._rulesets: dict[str, Ruleset] = {}
+        self._local: dict[str, frozenset[IPv4Address]] = {}
+
+    def extended(self, network) -> NetView:
+        """A view of ``network`` (this one's plus namespaces) that shares this view's memos."""
+        other = NetView(network)
+        other._rulesets = self._rulesets
+        other._local = self._local
+        return other
+
+    def netns(self, name: str):
+        ns = self.network.get(name)
+        if ns is None:
+            raise KeyError(name)
+        return ns
+
+    def node_of(self, name: str) -> str | None:
+        return self.netns(name).node
+
+    def kind_of(self, name: str) -> str:
+        return self.netns(name).kind
+
+    def route(self, name: str, dst: IPv4Address) -> Route | None:
+        return self.network.route_table(name).lookup(dst)
+
+    def link(self, name: str, dev: str) -> Link | None:
+        return self.netns(name).link(dev)
+
+    def sysctl(self, name: str, key: str) -> int:
+        return int(self.netns(name).sysctls.get(key, 0))
+
+    def arp(self, name: str, dev: str, ip: IPv4Address) -> tuple[str, str, str] | None:
+        return self.network.l2_resolve(name, dev, ip)
+
+    def neigh(self, name: str, dev: str, ip: IPv4Address) -> Neighbor | None:
+        return neigh_lookup(self.netns(name), dev, ip, index=self.network.neigh_index(name))
+
+    def vxlan_fdb(self, name: str, dev: str, mac: str) -> IPv4Address | None:
+        return vxlan_remote(self.netns(name), dev, mac, index=self.network.fdb_index(name))
+
+    def bridge_own(self, name: str, bridge: str, mac: str | None) -> bool:
+        return mac is not None and is_bridge_own(self.netns(name), bridge, mac, index=self.network.fdb_index(name))
+
+    def bridge_fdb(self, name: str, bridge: str, mac: str | None) -> FdbEntry | None:
+        if mac is None:
+            return None
+        return fdb_lookup(self.netns(name), bridge, mac, index=self.network.fdb_index(name))
+
+    def vxlan_socket(self, name: str, local: IPv4Address, port: int, vni: int) -> Link | None:
+        """The VXLAN device whose kernel socket takes UDP ``port`` packets for ``vni``."""
+        for link in self.netns(name).links:
+            vx = link.vxlan
+            if vx is not None and vx.port == port and vx.vni == vni and vx.local in (None, local):
+                return link
+        return None
+
+    def ruleset(self, name: str) -> Ruleset:
+        rs = self._rulesets.get(name)
+        if rs is None:
+            rs = self._rulesets[name] = Ruleset.from_tables(self.netns(name).tables)
+        return rs
+
+    def local_addrs(self, name: str) -> frozenset[IPv4Address]:
+        addrs = self._local.get(name)
+        if addrs is None:
+            addrs = frozenset(a.ip for link in self.netns(name).links for a in link.addresses)
+            self._local[name] = addrs
+        return addrs
+
+    def primary_addr(self, name: str, dev: str) -> IPv4Address | None:
+        link = self.link(name, dev)
+        if link is None or not link.addresses:
+            return None
+        return link.addresses[0].ip
+
+    def source_address(self, name: str, dst: IPv4Address) -> IPv4Address | None:
+        """The source address a socket in ``name`` gets toward ``dst`` (route src, else the
+        out device's address)."""
+        route = self.route(name, dst)
+        if route is None:
+            return None
+        if route.src is not None:
+            return route.src
+        return select_src(self.netns(name), route.dev, route.gateway or dst)
+
+    def socket_owner(self, name: str, p: Packet) -> str | None:
+        """The Pod whose socket receives ``p`` in ``name``: the Pod of a Pod namespace; in a
+        node's namespace, a hostNetwork Pod of that node that declares the port."""
+        ns = self.netns(name)
+        if ns.kind == "pod":
+            return name.split(":", 1)[1]
+        if ns.kind == "node":
+            for pod in self._host_pods(ns.node):
+                for c in pod.containers:
+                    for cp in c.ports:
+                        if cp.container_port == p.dport and cp.protocol.lower() == p.proto:
+                            return pod.key
+        return None
+
+    def _host_pods(self, node: str):
+        key = ("hostpods", node)
+        memo = self._rulesets  # shares the memo dict; keys never collide with netns names
+        if key not in memo:
+            memo[key] = tuple(p for p in self.network.cluster.pods if p.host_network and p.node == node)
+        return memo[key]
+
+    # the underlay's router -------------------------------------------------------------------
+
+    @property
+    def gateway(self) -> IPv4Address | None:
+        return self.network.underlay_gateway
+
+    def external_netns(self, ip: IPv4Address) -> str | None:
+        return self.network.external_netns(ip)
+
+
+def view_of(network) -> NetView:
+    """The network's view, made once per network."""
+    memo = network._memo
+    view = memo.get("trace-view")
+    if view is None:
+        view = memo["trace-view"] = NetView(network)
+    return view
