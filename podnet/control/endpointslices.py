@@ -158,12 +158,18 @@ def _derive(
     named_found = [False] * len(spec.ports)
     groups: dict[tuple[EndpointPort, ...], list[Endpoint]] = {}
     publish = spec.publish_not_ready_addresses
+    resolved: dict[tuple[int, str, str], int | None] = {}
     for pod in selected:
         ports = []
         for i, p in enumerate(spec.ports):
             target = p.target
             if isinstance(target, str):
-                number = pod.named_port(target, p.protocol)
+                # Pods of one workload share their containers tuple: resolve the name once.
+                ck = (id(pod.containers), target, p.protocol)
+                if ck in resolved:
+                    number = resolved[ck]
+                else:
+                    number = resolved[ck] = pod.named_port(target, p.protocol)
                 if number is None:
                     continue
                 named_found[i] = True
