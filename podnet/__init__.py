@@ -7,6 +7,10 @@ packets hop by hop through routes, bridges, VXLAN tunnels, netfilter chains and 
 
 __version__ = "0.1.0"
 
-from podnet.api import LoadedCluster, load  # noqa: E402
+# The subpackage podnet.load must be imported before the function ``load`` is bound: importing a
+# submodule for the first time sets it as an attribute of its parent, which would replace the
+# function podnet.load with the package podnet.load.
+import podnet.load  # noqa: E402, F401  isort: skip
+from podnet.api import LoadedCluster, load  # noqa: E402  isort: skip
 
 __all__ = ["LoadedCluster", "load", "__version__"]

@@ -1,10 +1,22 @@
 """The Python API: load a cluster, build its network, ask it questions.
 
 >>> import podnet
->>> net = podnet.load()                      # the bundled demo topology  # doctest: +SKIP
->>> t = net.trace("default/frontend", "svc/backend:80")                  # doctest: +SKIP
->>> t.verdict, len(t.paths)                                              # doctest: +SKIP
-('delivered', 3)
+>>> cluster = podnet.load()                      # the bundled demo topology
+>>> t = cluster.trace("frontend", "svc/backend:80")
+>>> t.verdict, len(t.paths), t.delivered
+('delivered', 3, True)
+>>> [e.split("/")[0] for e in t.endpoints]        # the three backends, one per node
+['default', 'default', 'default']
+>>> t.paths[0].hops[0].netns.startswith("pod:default/frontend-")
+True
+>>> [r.verdict for r in cluster.check([{"from": "default/web", "to": "default/web", "port": 9090}])]
+['allow']
+>>> print(cluster.show("routes", "node-1").splitlines()[0])
+default via 192.168.0.1 dev eth0
+
+A Trace has ``verdict`` (``delivered``, ``partial`` or ``dropped``), ``delivered`` (every path
+delivered), ``paths`` (each with ``probability``, ``disposition``, ``endpoint``, ``hops`` and the
+``reply`` leg) and ``endpoints`` (the Pods reached). See podnet.model.trace.
 """
 
 from __future__ import annotations
@@ -57,6 +69,52 @@ class LoadedCluster:
 
         return run_trace(self.network, src, dst, namespace=namespace, port=port, protocol=protocol, sport=sport, seed=seed, resolver=self.resolver())
 
+    def check(self, probes) -> tuple:
+        """Run probes (SPEC section 4): a probe file's path, or a list of dicts with the keys a
+        probe file uses (``from``, ``to``, ``service``, ``port``, ``expect``, ...).
+
+        Returns one podnet.analysis.check.ProbeResult per probe, with ``verdict`` (``allow``,
+        ``deny``, ``partial``), ``ok`` (None when the probe states no expectation), ``mismatches``
+        and the ``trace``. Raises podnet.errors.InputError for an invalid probe.
+        """
+        from podnet.analysis.check import run_check
+
+        return run_check(self, _probes(probes))
+
+    def reach(self, src: str | None = None, dst: str | None = None, *, port: int | None = None, protocol: str | None = None, via_service: bool = False):
+        """The reachability table from the Pods ``src`` selects to those ``dst`` selects
+        (``[NS/]k=v,k!=v,k,!k``; None: every Pod), computed by podnet.analysis.reach: a
+        podnet.analysis.reach.Reach with ``sources``, ``dests``, ``cells`` (each with a
+        ``verdict``) and ``summary()``."""
+        from podnet.analysis.reach import compute_reach, parse_selector
+
+        return compute_reach(self, parse_selector(src), parse_selector(dst), port=port, protocol=protocol, via_service=via_service)
+
+    def show(self, view: str, target: str, *, namespace: str = "default", table: str = "main", after: object | None = None) -> str:
+        """One Linux view of a node or Pod namespace, as the tool prints it: ``routes``
+        (ip route), ``neigh`` (ip neigh), ``fdb`` (bridge fdb), ``addr`` (ip addr), ``links``
+        (ip link), ``iptables`` (iptables-save), ``conntrack`` (conntrack -L; ``after`` a
+        Trace whose first path left the connections)."""
+        from podnet.render import linux_views as lv
+
+        name = lv.resolve_netns(self.network, target, namespace, self.resolver())
+        netns = self.network.get(name)
+        paths = after.paths[:1] if after is not None else ()
+        views = {
+            "routes": lambda: lv.ip_route(netns, table),
+            "neigh": lambda: lv.ip_neigh(netns, lv.learned_neighbors(name, paths)),
+            "fdb": lambda: lv.bridge_fdb(netns),
+            "addr": lambda: lv.ip_addr(netns, self.network),
+            "links": lambda: lv.ip_link(netns, self.network),
+            "iptables": lambda: lv.iptables_save(netns),
+            "conntrack": lambda: lv.conntrack_list(paths[0].conntrack.get(name) if paths else None)[0],
+        }
+        if view not in views:
+            from podnet.errors import UsageError, did_you_mean
+
+            raise UsageError(Problem(f"no view '{view}'", path="view", hint=did_you_mean(view, views) or "views: " + ", ".join(views)))
+        return views[view]()
+
     def iptables_save(self, node: str) -> str:
         """The node's rules as ``iptables-save`` prints them."""
         from podnet.render.iptables_save import render_tables
@@ -64,15 +122,49 @@ class LoadedCluster:
         return render_tables(self.network.get(f"node:{node}").tables)
 
 
-def load(*paths: str, recursive: bool = False) -> LoadedCluster:
+def load(*paths: str, recursive: bool = False, progress=None) -> LoadedCluster:
     """Load files or directories (none: the bundled demo), run the control plane, build the
-    network. Raises podnet.errors.InputError listing every problem of invalid input."""
+    network. Raises podnet.errors.InputError listing every problem of invalid input.
+    ``progress(label, done, total)`` hears of each stage (podnet.render.progress)."""
     from podnet.control import plan
     from podnet.dataplane.build import build_network
     from podnet.load import load_inputs
 
     files: Sequence[str] = paths or (demo_path(),)
+    if progress is not None:
+        progress("loading " + ", ".join(files), 0, 3)
     inputs, warnings = load_inputs(list(files), recursive=recursive)
+    if progress is not None:
+        progress(f"planning {len(inputs.pods) + len(inputs.workloads):,} Pods and workloads", 1, 3)
     cluster = plan(inputs)
+    if progress is not None:
+        progress(f"building {len(cluster.nodes):,} nodes, {len(cluster.pods):,} Pods", 2, 3)
     network = build_network(cluster)
     return LoadedCluster(network, tuple(warnings) + tuple(cluster.warnings), tuple(files))
+
+
+def _probes(probes) -> tuple:
+    """Probes from a file path, or from a list of dicts (checked as a probe file is)."""
+    from podnet.analysis import probes as pr
+
+    if isinstance(probes, (str, Path)):
+        return pr.load_probes(str(probes))
+    import yaml
+
+    from podnet.errors import InputError
+    from podnet.load.yamlpos import parse_yaml
+
+    text = yaml.safe_dump([dict(p) for p in probes], sort_keys=False)
+    docs, problems = parse_yaml(text, "<probes>")
+    problems = list(problems)
+    found = []
+    if not problems:
+        items = docs[0].root.items if docs and docs[0].root is not None else []
+        for i, item in enumerate(items):
+            # the probe file's own checks, item by item (podnet.analysis.probes)
+            p = pr._probe(i, item, problems)
+            if p is not None:
+                found.append(p)
+    if problems:
+        raise InputError(problems)
+    return tuple(found)

@@ -7,6 +7,7 @@ Exit status: 0 every path delivered / every expectation met; 1 something not del
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 from collections.abc import Sequence
@@ -54,7 +55,8 @@ def run(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr:
     err = stderr or sys.stderr
     try:
         parser, runners = build_parser()
-        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        with contextlib.redirect_stdout(out):  # --help and --version print to our stream
+            args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
         if not args.command:
             parser.print_help(out)
             return ExitStatus.ERROR

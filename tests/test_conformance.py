@@ -10,7 +10,7 @@ from podnet.analysis.check import run_check
 from podnet.analysis.probes import load_probes
 
 CASES = Path(__file__).parent / "conformance"
-FAMILIES = ("kube-proxy-",)  # the families podnet enforces so far
+FAMILIES = ("kube-proxy-", "k8s-netpol-", "recipe-")  # the families podnet enforces so far
 
 
 def cases():

@@ -77,7 +77,13 @@ def run_probe(network, resolver: Resolver, probe: Probe) -> ProbeResult:
     return ProbeResult(probe, verdict, deny_kind, endpoints, masq, (not wrong) if stated else None, tuple(wrong), trace)
 
 
-def run_check(loaded, probes: tuple[Probe, ...]) -> tuple[ProbeResult, ...]:
-    """Run every probe against a loaded cluster."""
+def run_check(loaded, probes: tuple[Probe, ...], progress=None) -> tuple[ProbeResult, ...]:
+    """Run every probe against a loaded cluster; ``progress(label, done, total)`` hears of each."""
     resolver = loaded.resolver()
-    return tuple(run_probe(loaded.network, resolver, p) for p in probes)
+    if progress is None:
+        return tuple(run_probe(loaded.network, resolver, p) for p in probes)
+    out = []
+    for i, p in enumerate(probes):
+        progress("checking probes", i, len(probes))
+        out.append(run_probe(loaded.network, resolver, p))
+    return tuple(out)

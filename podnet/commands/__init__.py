@@ -9,7 +9,7 @@ from typing import TextIO
 
 from podnet.errors import Problem
 
-COMMANDS = ("trace", "check", "iptables_save")
+COMMANDS = ("trace", "check", "reach", "iptables_save", "ipset_save", "generate", "show", "graph", "realize", "verify")
 
 
 def add_files(p: argparse.ArgumentParser) -> None:
@@ -18,11 +18,20 @@ def add_files(p: argparse.ArgumentParser) -> None:
     p.add_argument("-R", "--recursive", action="store_true", help="read directories recursively")
 
 
-def load(args):
-    """Load the cluster the command line names (the demo without -f)."""
+def load(args, err: TextIO | None = None):
+    """Load the cluster the command line names (the demo without -f); with ``err``, a progress
+    line on it while that takes time (only when it is a terminal)."""
     from podnet.api import load as _load
 
-    return _load(*args.file, recursive=args.recursive)
+    if err is None:
+        return _load(*args.file, recursive=args.recursive)
+    from podnet.render.progress import Progress
+
+    progress = Progress(err)
+    try:
+        return _load(*args.file, recursive=args.recursive, progress=progress)
+    finally:
+        progress.finish()
 
 
 def warn(problems: Sequence[Problem], err: TextIO) -> None:

@@ -27,8 +27,14 @@ def run(args, out, err) -> int:
     from podnet.render.check_out import render_check_json, render_check_text
 
     probes = load_probes(args.probes)
-    loaded = load(args)
+    loaded = load(args, err)
     warn(loaded.warnings, err)
-    results = run_check(loaded, probes)
+    from podnet.render.progress import Progress
+
+    progress = Progress(err)
+    try:
+        results = run_check(loaded, probes, progress)
+    finally:
+        progress.finish()
     out.write(render_check_json(results) if args.output == "json" else render_check_text(results))
     return 1 if any(r.ok is False for r in results) else 0

@@ -19,7 +19,7 @@ def add(sub) -> None:
 
 
 def run(args, out, err) -> int:
-    loaded = load(args)
+    loaded = load(args, err)
     warn(loaded.warnings, err)
     nodes = [n.name for n in loaded.cluster.nodes]
     if args.node is not None and args.node not in nodes:

@@ -40,6 +40,7 @@ from podnet.control.kubeproxy import (
     KubeProxyOptions,
 )
 from podnet.control.kubeproxy_sync import ProxyState, proxy_state
+from podnet.control.policy import agent_chains
 from podnet.model.cluster import Cluster
 from podnet.model.dataplane import BUILTIN_CHAINS, Chain, Table
 
@@ -152,6 +153,14 @@ def node_tables(
             builtin_rules.setdefault((table, name), []).extend(rules)
         else:
             user[table].append(Chain(name, rules))
+    # kube-router's policy agent keeps its jumps at rule 1 (podnet.control.policy).
+    agent = agent_chains(cluster, node)
+    if agent is not None:
+        jumps, agent_user = agent
+        for builtin, rule in jumps.items():
+            key = ("filter", builtin)
+            builtin_rules[key] = [rule, *builtin_rules.get(key, ())]
+        user["filter"] += agent_user
     tables = []
     for t in TABLE_ORDER:
         builtins = [

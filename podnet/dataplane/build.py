@@ -17,6 +17,7 @@ from collections import ChainMap
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
+from podnet.control.policy import node_ipsets
 from podnet.dataplane import names
 from podnet.dataplane.network import NetnsMap, Network
 from podnet.model.base import FrozenDict
@@ -345,6 +346,7 @@ class _Builder:
             tables=_node_tables(self.cluster, node.name),
             sysctls=NODE_SYSCTLS,
             peers=self.peers,
+            ipsets=node_ipsets(self.cluster, node.name),
         )
 
     def pod(self, pod: Pod) -> Netns:

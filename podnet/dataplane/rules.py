@@ -160,6 +160,8 @@ _MODULE_OPTS: dict[str, dict[str, int]] = {
     "nfacct": {"--nfacct-name": 1},
     "limit": {"--limit": 1, "--limit-burst": 1},
     "pkttype": {"--pkt-type": 1},
+    # ICMP type match: podnet traces TCP, UDP and SCTP, which "-p icmp" already excludes.
+    "icmp": {"--icmp-type": 1},
 }
 
 

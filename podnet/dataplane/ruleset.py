@@ -137,6 +137,16 @@ class Ruleset:
 
 @functools.lru_cache(maxsize=256)
 def _from_tables(tables: tuple[Table, ...], threshold: int | None) -> Ruleset:
+    shared = _shared_build(tables, threshold)
+    if shared is not None:
+        return shared
+    ruleset = _full_build(tables, threshold)
+    for table in tables:
+        _remember(table, ruleset, threshold)
+    return ruleset
+
+
+def _full_build(tables: tuple[Table, ...], threshold: int | None) -> Ruleset:
     problems: list[Problem] = []
     chains: dict[tuple[str, str], CompiledChain] = {}
     for table in tables:
@@ -161,6 +171,146 @@ def _from_tables(tables: tuple[Table, ...], threshold: int | None) -> Ruleset:
     if problems:
         raise RuleError(problems)
     return Ruleset(chains, tuple(t.name for t in tables))
+
+
+# ---------------------------------------------------------------------------------- sharing
+#
+# The nodes of a cluster have nearly the same tables: kube-proxy's chains are the very same
+# Chain objects on every node but for the few that hold local endpoints (podnet.control.kubeproxy
+# caches them). Compiling and checking each node's 10,000s of chains again would cost seconds and
+# megabytes per node, so a table is compiled against a reference: the last table of that name
+# compiled in full. Chains that are the same object as the reference's reuse its compiled chain
+# through a two-level mapping; only the node's own chains are compiled and checked. Checking stays
+# exact: the reference passed every check, its chains keep their rules, so a problem can only come
+# from an own chain (a jump to a missing chain, a target in the wrong table) or from a cycle
+# through one; any problem, or a reference that does not fit, falls back to the full build, whose
+# messages are the ones reported.
+
+_REFS: dict[tuple[str, int | None], tuple[dict[str, Chain], Ruleset, dict[str, list[str]]]] = {}
+"""(table name, threshold) -> (its chains by name, their compiled Ruleset, jumps into each
+chain by name): the reference of :func:`_shared_build`, a cache of compiled values only."""
+
+
+class _Layered(Mapping):
+    """A namespace's chains: its own, then those of each layered table's reference."""
+
+    __slots__ = ("own", "bases")
+
+    def __init__(self, own: dict, bases: dict[str, Mapping]):
+        self.own, self.bases = own, bases
+
+    def get(self, key, default=None):
+        hit = self.own.get(key)
+        if hit is not None:
+            return hit
+        base = self.bases.get(key[0])
+        return default if base is None else base.get(key, default)
+
+    def __getitem__(self, key):
+        hit = self.get(key)
+        if hit is None:
+            raise KeyError(key)
+        return hit
+
+    def __iter__(self):
+        yield from self.own
+        for t, base in self.bases.items():
+            for k in base:
+                if k[0] == t and k not in self.own:
+                    yield k
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def _remember(table: Table, ruleset: Ruleset, threshold: int | None) -> None:
+    if len(table.chains) < _LAYER_MIN:  # small tables are cheap to build in full
+        return
+    jumps_in: dict[str, list[str]] = {}
+    for chain in table.chains:
+        cc = ruleset.chains.get((table.name, chain.name))
+        for r in cc.rules if cc is not None else ():
+            t = r.target
+            if t is not None and t.chain is not None:
+                jumps_in.setdefault(t.chain, []).append(chain.name)
+    _REFS[(table.name, threshold)] = ({c.name: c for c in table.chains}, ruleset, jumps_in)
+
+
+_LAYER_MIN = 256  # chains in a table before it is compiled over a reference
+
+
+def _shared_build(tables: tuple[Table, ...], threshold: int | None) -> Ruleset | None:
+    """The Ruleset of ``tables`` built over references, or None when one does not fit (or a
+    check fails: the full build then reports every problem)."""
+    own: dict[tuple[str, str], CompiledChain] = {}
+    bases: dict[str, Mapping] = {}
+    for table in tables:
+        ref = _REFS.get((table.name, threshold))
+        if ref is None or len(table.chains) != len(ref[0]):
+            if len(table.chains) >= _LAYER_MIN:
+                return None
+            try:  # a small table: in full, checks included (they are per table)
+                own.update(_full_build((table,), threshold).chains)
+            except RuleError:
+                return None
+            continue
+        by_name, ref_rs, jumps_in = ref
+        mine = [c for c in table.chains if by_name.get(c.name) is not c]
+        if len(mine) * 8 > len(table.chains):
+            return None
+        # same count, every own name known to the reference, the rest its very chains: the
+        # node has exactly the reference's chain names (so every jump of a shared chain lands)
+        if len({c.name for c in mine}) != len(mine) or any(c.name not in by_name for c in mine):
+            return None
+        compiled: dict[str, CompiledChain] = {}
+        for chain in mine:
+            try:
+                compiled[chain.name] = _compile_chain(table.name, chain, threshold)
+            except RuleError:
+                return None
+        if not _own_targets_ok(table.name, compiled, by_name):
+            return None
+        if _own_cycle(table.name, compiled, ref_rs, jumps_in):
+            return None
+        own.update(((table.name, n), cc) for n, cc in compiled.items())
+        bases[table.name] = ref_rs.chains
+    names = tuple(t.name for t in tables)
+    return Ruleset(_Layered(own, bases) if bases else own, names)
+
+
+def _own_targets_ok(table: str, mine: dict[str, CompiledChain], names: Mapping[str, Chain]) -> bool:
+    """What :func:`_check_targets` checks, for the own chains only."""
+    builtins = BUILTIN_CHAINS.get(table, ())
+    for cc in mine.values():
+        for r in cc.rules:
+            t = r.target
+            if t is None:
+                continue
+            if t.kind in _TARGET_TABLES and table not in _TARGET_TABLES[t.kind]:
+                return False
+            if t.chain is not None and (t.chain in builtins or t.chain not in names):
+                return False
+    return True
+
+
+def _own_cycle(table: str, mine: dict[str, CompiledChain], ref: Ruleset, jumps_in: dict[str, list[str]]) -> bool:
+    """Whether a jump cycle passes through an own chain. Every chain of such a cycle reaches an
+    own chain; those that are the reference's jump as they did there, so the chains that reach an
+    own chain are found backwards over the reference's jumps, and the search stays among them."""
+    reach = set(mine)
+    todo = list(mine)
+    while todo:
+        name = todo.pop()
+        for pred in jumps_in.get(name, ()):
+            if pred not in reach:
+                reach.add(pred)
+                todo.append(pred)
+    sub: dict[tuple[str, str], CompiledChain] = {}
+    for name in reach:
+        cc = mine.get(name) or ref.chains.get((table, name))
+        if cc is not None:
+            sub[(table, name)] = cc
+    return bool(_check_loops(table, sub))
 
 
 def _rule_problems(table: str, chain: Chain) -> list[Problem]:

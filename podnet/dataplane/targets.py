@@ -30,7 +30,6 @@ UNSUPPORTED_TARGETS = frozenset(
         "DSCP",
         "TOS",
         "TTL",
-        "NFLOG",
         "ULOG",
         "AUDIT",
         "SECMARK",
@@ -70,6 +69,8 @@ _TARGET_OPTS: dict[str, dict[str, int]] = {
         "--log-macdecode": 0,
     },
     "CT": {"--notrack": 0},
+    # NFLOG hands a copy to userspace (xt_NFLOG.c) and lets the packet go on, like LOG.
+    "NFLOG": {"--nflog-group": 1, "--nflog-prefix": 1, "--nflog-range": 1, "--nflog-size": 1, "--nflog-threshold": 1},
 }
 
 
@@ -164,6 +165,8 @@ def _target(
         )
     if name == "MARK":
         return _mark_target(text, opts)
+    if name == "NFLOG":
+        return Target("LOG", text="NFLOG")
     if name == "CT":
         if "--notrack" not in opts:
             raise _fail("CT is modelled only with --notrack", text)

@@ -88,28 +88,40 @@ def read_cluster_nodes(spec: Cursor) -> list[NodeSpec]:
     """The nodes of a Cluster document's ``spec.nodes``."""
     nodes = []
     for item in spec.maps("nodes"):
-        item.known(("name", "ip", "podCIDR", "labels", "taints", "allocatable"))
-        name = checked_name(item, "name", DNS1123_SUBDOMAIN)
-        ip = item.ipv4("ip")
-        pod_cidr = item.network("podCIDR")
-        lab = labels(item, "labels")
-        taints = read_taints(item, "taints")
-        alloc = item.map("allocatable")
-        if alloc is not None:
-            alloc.known(("cpu", "memory", "pods"))
-        allocatable = resources(alloc, DEFAULT_ALLOCATABLE) if alloc else DEFAULT_ALLOCATABLE
-        if name is not None:
-            src = Source(item.pos, _paths_under(item))
+        # Each entry's value positions are recorded into a dict of their own and merged back:
+        # filtering all positions of the document per entry would be quadratic in the nodes.
+        shared, item.obj.paths = item.obj.paths, {}
+        try:
+            node = _read_node(item)
+        finally:
+            own, item.obj.paths = item.obj.paths, shared
+            shared.update(own)
+        if node is not None:
+            name, ip, pod_cidr, lab, taints, allocatable = node
+            src = Source(item.pos, _paths_under(item, own))
             nodes.append(NodeSpec(name, ip, pod_cidr, lab, taints, allocatable, src))
     return nodes
 
 
-def _paths_under(item: Cursor) -> FrozenDict:
+def _read_node(item: Cursor) -> tuple | None:
+    """The fields of one ``spec.nodes[i]`` entry (None without a valid name)."""
+    item.known(("name", "ip", "podCIDR", "labels", "taints", "allocatable"))
+    name = checked_name(item, "name", DNS1123_SUBDOMAIN)
+    ip = item.ipv4("ip")
+    pod_cidr = item.network("podCIDR")
+    lab = labels(item, "labels")
+    taints = read_taints(item, "taints")
+    alloc = item.map("allocatable")
+    if alloc is not None:
+        alloc.known(("cpu", "memory", "pods"))
+    allocatable = resources(alloc, DEFAULT_ALLOCATABLE) if alloc else DEFAULT_ALLOCATABLE
+    return None if name is None else (name, ip, pod_cidr, lab, taints, allocatable)
+
+
+def _paths_under(item: Cursor, paths: dict) -> FrozenDict:
     """Positions of one ``spec.nodes[i]`` entry, relative to that entry."""
     cut = len(item.path) + 1
-    return FrozenDict(
-        (p[cut:], pos) for p, pos in item.obj.paths.items() if p.startswith(item.path + ".")
-    )
+    return FrozenDict((p[cut:], pos) for p, pos in paths.items() if p.startswith(item.path + "."))
 
 
 def _port_range(spec: Cursor) -> tuple[int, int] | None:

@@ -10,7 +10,7 @@ Like Kubernetes' JSON decoding, an explicit ``null`` counts as absent.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueError
 
 from podnet.errors import Problem, did_you_mean
@@ -19,17 +19,27 @@ from podnet.model.base import EMPTY, FrozenDict, Pos
 
 
 class Ctx:
-    """Problems of one load run: errors and warnings, in the order found."""
+    """Problems of one load run, errors and warnings, in the order found."""
 
     def __init__(self) -> None:
-        self.errors: list[Problem] = []
-        self.warnings: list[Problem] = []
+        self.problems: list[Problem] = []
+        self.error_count = 0
+        self.joins: dict[tuple[str, str], str] = {}  # (path, key) -> joined path, reused a lot
+
+    def add(self, problem: Problem) -> None:
+        self.problems.append(problem)
+        if problem.severity == "error":
+            self.error_count += 1
 
     def error(self, message: str, pos: Pos | None, path: str = "", hint: str | None = None) -> None:
-        self.errors.append(Problem(message, pos, path, hint))
+        self.add(Problem(message, pos, path, hint))
 
     def warn(self, message: str, pos: Pos | None, path: str = "", hint: str | None = None) -> None:
-        self.warnings.append(Problem(message, pos, path, hint, severity="warning"))
+        self.add(Problem(message, pos, path, hint, severity="warning"))
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity != "error")
 
 
 class Obj:
@@ -67,7 +77,7 @@ class Obj:
 def describe(node: YNode) -> str:
     """How a found value is named in messages.
 
-    >>> describe(YScalar(Pos("f", 1, 1), "abc", "abc")), describe(YScalar(Pos("f", 1, 1), 8, "8"))
+    >>> describe(YScalar.at(Pos("f", 1, 1), "abc", "abc")), describe(YScalar.at(Pos("f", 1, 1), 8, "8"))
     ("str 'abc'", 'int 8')
     """
     if isinstance(node, YMap):
@@ -108,7 +118,13 @@ class Cursor:
         return self.node.pos
 
     def sub(self, key: str) -> str:
-        return join_key(self.path, key)
+        joins = self.obj.ctx.joins
+        found = joins.get((self.path, key))
+        if found is None:
+            found = join_key(self.path, key)
+            if len(joins) < 100_000:
+                joins[self.path, key] = found
+        return found
 
     def error(self, message: str, key: str | None = None, hint: str | None = None) -> None:
         """A problem with the value at ``key`` (or with this mapping)."""
@@ -122,7 +138,7 @@ class Cursor:
         self.obj.warn(message, pos, self.sub(key) if key is not None else self.path, hint)
 
     def raw(self, key: str) -> YNode | None:
-        entry = self.node.entries.get(key)
+        entry = self.node.members.get(key)
         return None if entry is None else entry[1]
 
     def has(self, key: str) -> bool:
@@ -132,7 +148,7 @@ class Cursor:
 
     def get(self, key: str, required: bool = False) -> YNode | None:
         """The value node at ``key`` (None when absent or null), its position recorded."""
-        entry = self.node.entries.get(key)
+        entry = self.node.members.get(key)
         if entry is None or (isinstance(entry[1], YScalar) and entry[1].value is None):
             if required:
                 self.obj.error("missing required value", self.node.pos, self.sub(key))
@@ -141,21 +157,27 @@ class Cursor:
         self.obj.paths[self.sub(key)] = node.pos
         return node
 
-    def known(self, read: Iterable[str], ignored: Iterable[str] = ()) -> None:
+    def known(self, read: Collection[str], ignored: Collection[str] = ()) -> None:
         """Report every key that is neither read by podnet nor known to Kubernetes here."""
-        allowed = set(read) | set(ignored)
-        for key, (kpos, _) in self.node.entries.items():
-            if key not in allowed:
-                self.obj.error(
-                    f"unknown key '{key}'", kpos, self.sub(key), did_you_mean(key, sorted(allowed))
-                )
+        for key, (knode, _) in self.node.members.items():
+            if key in read or key in ignored:
+                continue
+            self.obj.error(
+                f"unknown key '{key}'",
+                knode.pos,
+                self.sub(key),
+                did_you_mean(key, sorted({*read, *ignored})),
+            )
 
     def wrong(self, key: str, node: YNode, expected: str) -> None:
         hint = None
         if expected == "string" and isinstance(node, YScalar):
             hint = f'quote it to make it a string: "{node.text}"'
         self.obj.error(
-            f"wrong type (found {describe(node)}, expected {expected})", node.pos, self.sub(key), hint
+            f"wrong type (found {describe(node)}, expected {expected})",
+            node.pos,
+            self.sub(key),
+            hint,
         )
 
     # ------------------------------------------------------------------------------ scalars
@@ -215,7 +237,9 @@ class Cursor:
             return default
         return value
 
-    def int_or_str(self, key: str, lo: int | None = None, hi: int | None = None) -> int | str | None:
+    def int_or_str(
+        self, key: str, lo: int | None = None, hi: int | None = None
+    ) -> int | str | None:
         """An IntOrString value (a port number or a port name)."""
         node = self.get(key)
         if node is None:
@@ -279,7 +303,7 @@ class Cursor:
         for i, item in enumerate(seq.items):
             ipath = f"{path}[{i}]"
             if isinstance(item, YScalar) and item.value is None:
-                item_map = YMap(item.pos)  # `- ` alone: an empty object, as JSON null would be
+                item_map = YMap.at(item.pos)  # `- ` alone: an empty object, as JSON null would be
             elif not isinstance(item, YMap):
                 self.obj.error(
                     f"wrong type (found {describe(item)}, expected mapping)", item.pos, ipath
@@ -319,7 +343,7 @@ class Cursor:
             return EMPTY
         cur = Cursor(node, self.sub(key), self.obj)
         out: dict[str, str] = {}
-        for k in node.entries:
+        for k in node.members:
             v = cur.get(k)
             if v is None:
                 out[k] = ""  # `key:` with no value: JSON null into a string is ""
@@ -330,8 +354,8 @@ class Cursor:
         return FrozenDict(out)
 
     def keypos(self, key: str) -> Pos:
-        entry = self.node.entries.get(key)
-        return entry[0] if entry else self.node.pos
+        entry = self.node.members.get(key)
+        return entry[0].pos if entry else self.node.pos
 
     # ------------------------------------------------------------------------------ addresses
 

@@ -201,7 +201,9 @@ def selector(cur: Cursor, key: str) -> LabelSelector | None:
             if why:
                 req.error(why, "key")
         if op in ("In", "NotIn") and not values:
-            req.error(f"operator {op} needs at least one value", "values" if req.has("values") else None)
+            req.error(
+                f"operator {op} needs at least one value", "values" if req.has("values") else None
+            )
         elif op in ("Exists", "DoesNotExist") and values:
             req.error(f"operator {op} takes no values", "values")
         if k is not None and op is not None:

@@ -20,7 +20,7 @@ from podnet.load.meta import (
     resources,
     selector,
 )
-from podnet.model.base import EMPTY
+from podnet.model.base import EMPTY, FrozenDict
 from podnet.model.spec import (
     PROTOCOLS,
     Container,
@@ -105,8 +105,10 @@ PHASES = ("Pending", "Running", "Succeeded", "Failed", "Unknown")
 TOLERATION_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
 
-def read_pod_template(spec: Cursor, tmeta: Cursor | None) -> PodTemplate:
-    """A PodSpec (at ``spec``) plus the labels/annotations of its metadata (``tmeta``)."""
+def read_pod_template(
+    spec: Cursor, pod_labels: FrozenDict = EMPTY, annotations: FrozenDict = EMPTY
+) -> PodTemplate:
+    """A PodSpec (at ``spec``) with the labels and annotations of its metadata."""
     spec.known(_POD_SPEC_READ, _POD_SPEC_IGNORED)
     containers = _containers(spec, "containers", init=False, required=True)
     containers += _containers(spec, "initContainers", init=True, required=False)
@@ -124,8 +126,8 @@ def read_pod_template(spec: Cursor, tmeta: Cursor | None) -> PodTemplate:
     hostname = checked_name(spec, "hostname", DNS1123_LABEL, required=False)
     subdomain = checked_name(spec, "subdomain", DNS1123_LABEL, required=False)
     return PodTemplate(
-        labels=labels(tmeta, "labels") if tmeta else EMPTY,
-        annotations=tmeta.str_map("annotations") if tmeta else EMPTY,
+        labels=pod_labels,
+        annotations=annotations,
         containers=tuple(c for c, _ in containers),
         node_name=checked_name(spec, "nodeName", DNS1123_SUBDOMAIN, required=False),
         node_selector=labels(spec, "nodeSelector"),
@@ -138,9 +140,7 @@ def read_pod_template(spec: Cursor, tmeta: Cursor | None) -> PodTemplate:
     )
 
 
-def _containers(
-    spec: Cursor, key: str, init: bool, required: bool
-) -> list[tuple[Container, str]]:
+def _containers(spec: Cursor, key: str, init: bool, required: bool) -> list[tuple[Container, str]]:
     out = []
     items = list(spec.maps(key, required=required))
     if required and not items and spec.has(key):
@@ -193,7 +193,10 @@ def _tolerations(spec: Cursor) -> tuple[Toleration, ...]:
         if op == "Exists" and value:
             t.error("value must be empty when operator is 'Exists'", "value")
         if key is None and op != "Exists":
-            t.error("operator must be 'Exists' when key is empty", "operator" if t.has("operator") else None)
+            t.error(
+                "operator must be 'Exists' when key is empty",
+                "operator" if t.has("operator") else None,
+            )
         out.append(Toleration(key, op, value, effect))
     return tuple(out)
 
@@ -205,8 +208,10 @@ def read_pod(top: Cursor) -> PodSpec | None:
     spec = top.map("spec", required=True)
     template = None
     if spec is not None:
-        md = top.map("metadata")
-        template = read_pod_template(spec, md)
+        if meta is not None:
+            template = read_pod_template(spec, meta.labels, meta.annotations)
+        else:
+            read_pod_template(spec)  # still report what is wrong in the spec
     pod_ip, ready, phase = None, True, "Running"
     status = top.map("status")
     if status is not None:  # kubectl prints much more status; only these parts matter here
@@ -246,7 +251,12 @@ _WORKLOAD_SPEC_IGNORED = {
         "minReadySeconds",
         "revisionHistoryLimit",
     ),
-    "DaemonSet": ("updateStrategy", "minReadySeconds", "revisionHistoryLimit", "templateGeneration"),
+    "DaemonSet": (
+        "updateStrategy",
+        "minReadySeconds",
+        "revisionHistoryLimit",
+        "templateGeneration",
+    ),
 }
 _TEMPLATE_META_IGNORED = ("name", "namespace", "generateName", "creationTimestamp", "uid")
 
@@ -276,11 +286,13 @@ def read_workload(kind: str, top: Cursor) -> Workload | None:
     if tpl is not None:
         tpl.known(("metadata", "spec"))
         tmeta = tpl.map("metadata")
+        tlabels, tann = EMPTY, EMPTY
         if tmeta is not None:
             tmeta.known(("labels", "annotations"), _TEMPLATE_META_IGNORED)
+            tlabels, tann = labels(tmeta, "labels"), tmeta.str_map("annotations")
         tspec = tpl.map("spec", required=True)
         if tspec is not None:
-            template = read_pod_template(tspec, tmeta)
+            template = read_pod_template(tspec, tlabels, tann)
     # apps/v1 validation: a selector is required, must not be empty, and must match the template.
     if sel is None:
         spec.error("missing required value", "selector")
@@ -294,4 +306,6 @@ def read_workload(kind: str, top: Cursor) -> Workload | None:
         )
     if meta is None or template is None or sel is None:
         return None
-    return Workload(kind, finish(meta, top), template, replicas, sel or LabelSelector(), service_name)
+    return Workload(
+        kind, finish(meta, top), template, replicas, sel or LabelSelector(), service_name
+    )

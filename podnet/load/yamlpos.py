@@ -18,6 +18,10 @@ the pure-Python parser so that the message is the same on every machine.
 
 from __future__ import annotations
 
+import gc
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import yaml
@@ -35,47 +39,96 @@ MAX_DEPTH = 100
 """Deepest nesting of mappings and sequences accepted."""
 
 _T = "tag:yaml.org,2002:"
+_STR = _T + "str"
+_MISSING = object()
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+# The implicit resolvers of yaml.resolver.Resolver (YAML 1.1 types), by first character.
+_IMPLICIT = Resolver.yaml_implicit_resolvers
+
+
+def _resolve(text: str) -> str:
+    """The tag of a plain scalar, as yaml.resolver.Resolver.resolve gives it."""
+    for tag, regexp in _IMPLICIT.get(text[:1], ()):
+        if regexp.match(text):
+            return tag
+    return _STR
+
+
 _MAP_TAGS = frozenset((None, "!", _T + "map"))
 _SEQ_TAGS = frozenset((None, "!", _T + "seq"))
 
 
-class YScalar:
+class _At:
+    """A stand-in for a parser mark, for nodes made from a known Pos."""
+
+    __slots__ = ("line", "column")
+
+    def __init__(self, pos: Pos):
+        self.line, self.column = pos.line - 1, pos.col - 1
+
+
+class _Node:
+    # The parser's mark is kept and turned into a Pos only when asked: most values never are.
+    __slots__ = ("file", "mark")
+
+    @property
+    def pos(self) -> Pos:
+        m = self.mark
+        return Pos(self.file, m.line + 1, m.column + 1)
+
+
+class YScalar(_Node):
     """A scalar: ``value`` is str, int, float, bool or None; ``text`` as written."""
 
-    __slots__ = ("pos", "value", "text")
+    __slots__ = ("value", "text")
 
-    def __init__(self, pos: Pos, value: object, text: str):
-        self.pos, self.value, self.text = pos, value, text
+    def __init__(self, file: str, mark: object, value: object, text: str):
+        self.file, self.mark, self.value, self.text = file, mark, value, text
+
+    @classmethod
+    def at(cls, pos: Pos, value: object, text: str) -> YScalar:
+        """A scalar said to be written at ``pos``.
+
+        >>> YScalar.at(Pos("f.yaml", 3, 7), 8, "8")
+        YScalar(8 @ f.yaml:3:7)
+        """
+        return cls(pos.file, _At(pos), value, text)
 
     def __repr__(self) -> str:
         return f"YScalar({self.value!r} @ {self.pos})"
 
 
-class YMap:
-    """A mapping: ``entries`` maps each key (its text) to (position of the key, value node)."""
+class YMap(_Node):
+    """A mapping: ``members`` maps each key's text to (the key's node, the value's node)."""
 
-    __slots__ = ("pos", "entries", "size", "height")
+    __slots__ = ("members",)
 
-    def __init__(self, pos: Pos):
-        self.pos = pos
-        self.entries: dict[str, tuple[Pos, YNode]] = {}
-        self.size = 1
-        self.height = 1
+    def __init__(self, file: str, mark: object):
+        self.file, self.mark = file, mark
+        self.members: dict[str, tuple[YScalar, YNode]] = {}
+
+    @classmethod
+    def at(cls, pos: Pos) -> YMap:
+        """An empty mapping said to be written at ``pos``."""
+        return cls(pos.file, _At(pos))
+
+    @property
+    def entries(self) -> dict[str, tuple[Pos, YNode]]:
+        """Each key's text -> (the key's position, the value's node), made on demand."""
+        return {k: (kn.pos, v) for k, (kn, v) in self.members.items()}
 
     def __repr__(self) -> str:
-        return f"YMap({list(self.entries)} @ {self.pos})"
+        return f"YMap({list(self.members)} @ {self.pos})"
 
 
-class YSeq:
+class YSeq(_Node):
     """A sequence of nodes."""
 
-    __slots__ = ("pos", "items", "size", "height")
+    __slots__ = ("items",)
 
-    def __init__(self, pos: Pos):
-        self.pos = pos
+    def __init__(self, file: str, mark: object):
+        self.file, self.mark = file, mark
         self.items: list[YNode] = []
-        self.size = 1
-        self.height = 1
 
     def __repr__(self) -> str:
         return f"YSeq({len(self.items)} items @ {self.pos})"
@@ -96,7 +149,7 @@ def plain(node: YNode | None) -> object:
         return node.value
     if isinstance(node, YSeq):
         return [plain(n) for n in node.items]
-    return {k: plain(v) for k, (_, v) in node.entries.items()}
+    return {k: plain(v) for k, (_, v) in node.members.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,45 +180,37 @@ class _Builder:
         self.file = file
         self.problems: list[Problem] = []
         self.docs: list[Document] = []
-        self.resolver = Resolver()
         self.constructor = SafeConstructor()
+        # Plain scalars repeat (keys above all): resolve each text once per file.
+        self.plain_cache: dict[str, object] = {}
+        self.measured: dict[int, tuple[int, int]] = {}
 
     def pos(self, mark: yaml.Mark) -> Pos:
         return Pos(self.file, mark.line + 1, mark.column + 1)
 
     def run(self, loader: yaml.SafeLoader | yaml.CSafeLoader) -> None:
+        get = loader.get_event
         try:
-            self.document_loop(loader.get_event)
+            while True:
+                event = get()
+                if isinstance(event, ev.StreamEndEvent):
+                    return
+                if isinstance(event, ev.DocumentStartEvent):
+                    self.document(get, self.pos(event.start_mark))
         except _Abort:
             return
 
-    def document_loop(self, get) -> None:
-        while True:
-            event = get()
-            if isinstance(event, ev.StreamEndEvent):
-                return
-            if isinstance(event, ev.DocumentStartEvent):
-                self.document(get, self.pos(event.start_mark))
-
     def document(self, get, start: Pos) -> None:
-        # Stack frames: [node, pending key (text, pos) or None, merges, key-is-merge]
         self.anchors: dict[str, YNode] = {}
         self.open_anchors: set[str] = set()
         self.expanded = 0
+        # A frame: [node, pending key node or None, is_seq, merged maps or None, anchor,
+        #           next value belongs to a merge key]
         stack: list[list] = []
         root: YNode | None = None
         ok = True
         try:
-            while True:
-                event = get()
-                if isinstance(event, ev.DocumentEndEvent):
-                    break
-                node = self.step(event, stack)
-                if node is not None:
-                    if stack:
-                        self.attach(stack, node)
-                    else:
-                        root = node
+            root = self.build(get, stack)
         except _Abort:
             self.docs.append(Document(None, start, False))
             raise
@@ -177,6 +222,100 @@ class _Builder:
             root = None  # an empty document
         self.docs.append(Document(root, start, ok))
 
+    def build(self, get, stack: list[list]) -> YNode | None:
+        """Consume one document's events; return its root node."""
+        file = self.file
+        cache = self.plain_cache
+        root: YNode | None = None
+        while True:
+            event = get()
+            cls = event.__class__
+            if cls is ev.ScalarEvent:
+                if event.tag is None and event.anchor is None:
+                    if not event.implicit[0]:
+                        node: YNode = YScalar(file, event.start_mark, event.value, event.value)
+                    else:
+                        text = event.value
+                        value = cache.get(text, _MISSING)
+                        if value is _MISSING:
+                            value = self.scalar(event).value
+                            if len(cache) < 100_000:
+                                cache[text] = value
+                        node = YScalar(file, event.start_mark, value, text)
+                else:
+                    node = self.scalar(event)
+                    if event.anchor is not None:
+                        self.anchors[event.anchor] = node
+            elif cls is ev.MappingStartEvent or cls is ev.SequenceStartEvent:
+                self.open(event, cls is ev.MappingStartEvent, stack)
+                continue
+            elif cls is ev.MappingEndEvent or cls is ev.SequenceEndEvent:
+                frame = stack.pop()
+                node = frame[0]
+                if frame[3]:
+                    self.apply_merges(node, frame[3])
+                if frame[4] is not None:
+                    self.open_anchors.discard(frame[4])
+                    self.anchors[frame[4]] = node
+            elif cls is ev.AliasEvent:
+                node = self.alias(event, len(stack))
+            elif cls is ev.DocumentEndEvent:
+                return root
+            else:  # pragma: no cover - nothing else comes inside a document
+                continue
+            if not stack:
+                root = node
+                continue
+            frame = stack[-1]
+            if frame[2]:
+                frame[0].items.append(node)
+                continue
+            key = frame[1]
+            if key is None:
+                if frame[5]:  # the value of a merge key '<<'
+                    frame[5] = False
+                    self.merge_value(frame, node)
+                elif node.__class__ is not YScalar:
+                    raise self.fatal(
+                        "a mapping key must be a scalar (found a mapping or list)",
+                        node.pos,
+                        _path(stack),
+                    )
+                elif node.value is MERGE:
+                    frame[5] = True
+                else:
+                    frame[1] = node
+                continue
+            frame[1] = None
+            entries = frame[0].members
+            text = key.text
+            first = entries.get(text)
+            if first is not None:
+                self.problems.append(
+                    Problem(
+                        f"duplicate key '{text}' (first at {first[0].pos})",
+                        key.pos,
+                        join_key(_path(stack), text),
+                    )
+                )
+                continue
+            entries[text] = (key, node)
+
+    def open(self, event: ev.CollectionStartEvent, is_map: bool, stack: list[list]) -> None:
+        mark = event.start_mark
+        node = YMap(self.file, mark) if is_map else YSeq(self.file, mark)
+        stack.append([node, None, not is_map, None, event.anchor, False])
+        if event.tag not in (_MAP_TAGS if is_map else _SEQ_TAGS):
+            raise self.fatal(f"unsupported YAML tag {event.tag}", node.pos, _path(stack[:-1]))
+        if len(stack) > MAX_DEPTH:
+            raise self.abort(
+                f"nesting deeper than {MAX_DEPTH} levels",
+                node.pos,
+                hint=f"podnet refuses documents nested more than {MAX_DEPTH} levels deep",
+            )
+        if event.anchor is not None:
+            self.open_anchors.add(event.anchor)
+
     def fatal(self, message: str, pos: Pos, path: str = "", hint: str | None = None) -> _Fatal:
         self.problems.append(Problem(message, pos, path, hint=hint))
         return _Fatal()
@@ -185,73 +324,39 @@ class _Builder:
         self.problems.append(Problem(message, pos, hint=hint))
         return _Abort()
 
-    def step(self, event: ev.Event, stack: list[list]) -> YNode | None:
-        """Handle one event; return a node when one is complete."""
-        if isinstance(event, ev.ScalarEvent):
-            node: YNode = self.scalar(event)
-        elif isinstance(event, ev.MappingStartEvent | ev.SequenceStartEvent):
-            is_map = isinstance(event, ev.MappingStartEvent)
-            pos = self.pos(event.start_mark)
-            stack.append([YMap(pos) if is_map else YSeq(pos), None, [], False, event.anchor])
-            if event.tag not in (_MAP_TAGS if is_map else _SEQ_TAGS):
-                raise self.fatal(f"unsupported YAML tag {event.tag}", pos, _path(stack))
-            if len(stack) > MAX_DEPTH:
-                raise self.abort(
-                    f"nesting deeper than {MAX_DEPTH} levels",
-                    pos,
-                    hint=f"podnet refuses documents nested more than {MAX_DEPTH} levels deep",
-                )
-            if event.anchor is not None:
-                self.open_anchors.add(event.anchor)
-            return None
-        elif isinstance(event, ev.MappingEndEvent | ev.SequenceEndEvent):
-            frame = stack.pop()
-            node = frame[0]
-            if frame[2]:
-                self.apply_merges(node, frame[2])
-            anchor = frame[4]
-            if anchor is not None:
-                self.open_anchors.discard(anchor)
-                self.anchors[anchor] = node
-            return node
-        elif isinstance(event, ev.AliasEvent):
-            return self.alias(event, len(stack))
-        else:  # pragma: no cover - the parser emits nothing else inside a document
-            return None
-        if event.anchor is not None:
-            self.anchors[event.anchor] = node
-        return node
-
     def scalar(self, event: ev.ScalarEvent) -> YScalar:
-        pos = self.pos(event.start_mark)
         tag, text = event.tag, event.value
         if tag is None or tag == "!":
-            tag = self.resolver.resolve(ScalarNode, text, event.implicit)
-        if tag == _T + "str" or tag == _T + "timestamp":
+            tag = _resolve(text) if event.implicit[0] else _STR
+        if tag == _STR or tag == _T + "timestamp" or tag == _T + "value":
             value: object = text
-        elif tag == _T + "merge":
-            value = MERGE
+        elif tag == _T + "int":
+            if text.isascii() and text.isdigit() and (text[0] != "0" or len(text) == 1):
+                value = int(text)  # the common case, without the constructor's round trip
+            else:
+                value = self.number(self.constructor.construct_yaml_int, tag, text, event)
         elif tag == _T + "null":
             value = None
         elif tag == _T + "bool":
-            value = self.constructor.construct_yaml_bool(ScalarNode(tag, text))
-        elif tag == _T + "int":
-            try:
-                value = self.constructor.construct_yaml_int(ScalarNode(tag, text))
-            except ValueError:
-                raise self.fatal(f"invalid integer {text!r} for tag !!int", pos) from None
+            value = SafeConstructor.bool_values[text.lower()]
         elif tag == _T + "float":
-            try:
-                value = self.constructor.construct_yaml_float(ScalarNode(tag, text))
-            except ValueError:
-                raise self.fatal(f"invalid float {text!r} for tag !!float", pos) from None
+            value = self.number(self.constructor.construct_yaml_float, tag, text, event)
+        elif tag == _T + "merge":
+            value = MERGE
         else:
             raise self.fatal(
                 f"unsupported YAML tag {tag}",
-                pos,
+                self.pos(event.start_mark),
                 hint="podnet reads plain YAML only (strings, numbers, booleans, null, maps, lists)",
             )
-        return YScalar(pos, value, text)
+        return YScalar(self.file, event.start_mark, value, text)
+
+    def number(self, construct, tag: str, text: str, event: ev.ScalarEvent) -> object:
+        try:
+            return construct(ScalarNode(tag, text))
+        except (ValueError, KeyError):
+            kind = tag.rsplit(":", 1)[-1]
+            raise self.fatal(f"invalid {kind} {text!r}", self.pos(event.start_mark)) from None
 
     def alias(self, event: ev.AliasEvent, depth: int) -> YNode:
         pos = self.pos(event.start_mark)
@@ -262,8 +367,26 @@ class _Builder:
         if node is None:
             raise self.fatal(f"undefined alias *{name}", pos)
         if isinstance(node, YMap | YSeq):
-            self.count(node.size, node.height + depth, pos)
+            size, height = self.measure(node)
+            self.count(size, height + depth, pos)
         return node
+
+    def measure(self, node: YNode) -> tuple[int, int]:
+        """Nodes in ``node`` counting every alias in full, and its height (memoized)."""
+        if isinstance(node, YScalar):
+            return 1, 0
+        found = self.measured.get(id(node))
+        if found is None:
+            children = (
+                node.items if isinstance(node, YSeq) else [v for _, v in node.members.values()]
+            )
+            size, height = 1, 0
+            for child in children:
+                s, h = self.measure(child)
+                size += s
+                height = max(height, h)
+            found = self.measured[id(node)] = (size, height + 1)
+        return found
 
     def count(self, size: int, depth: int, pos: Pos) -> None:
         self.expanded += size
@@ -280,58 +403,26 @@ class _Builder:
                 hint=f"podnet refuses documents nested more than {MAX_DEPTH} levels deep",
             )
 
-    def attach(self, stack: list[list], node: YNode) -> None:
-        frame = stack[-1]
-        parent = frame[0]
-        if isinstance(node, YMap | YSeq):
-            parent.size += node.size
-            parent.height = max(parent.height, node.height + 1)
-        else:
-            parent.size += 1
-        if isinstance(parent, YSeq):
-            parent.items.append(node)
-            return
-        if frame[3]:  # the value of a merge key '<<'
-            frame[3] = False
-            self.merge_value(frame, node)
-            return
-        key = frame[1]
-        if key is None:
-            if not isinstance(node, YScalar):
-                raise self.fatal("a mapping key must be a scalar (found a mapping or list)", node.pos)
-            if node.value is MERGE:
-                frame[3] = True
-                return
-            frame[1] = (node.text, node.pos)
-            return
-        frame[1] = None
-        text, kpos = key
-        first = parent.entries.get(text)
-        if first is not None:
-            self.problems.append(
-                Problem(f"duplicate key '{text}' (first at {first[0]})", kpos, _path(stack))
-            )
-            return
-        parent.entries[text] = (kpos, node)
-
     def merge_value(self, frame: list, node: YNode) -> None:
         sources = node.items if isinstance(node, YSeq) else [node]
         for src in sources:
             if not isinstance(src, YMap):
                 raise self.fatal("a merge key '<<' needs a mapping or a list of mappings", src.pos)
-            frame[2].append(src)
+            if frame[3] is None:
+                frame[3] = []
+            frame[3].append(src)
 
     def apply_merges(self, node: YMap, merges: list[YMap]) -> None:
         # YAML merge keys (yaml.org/type/merge.html): explicit keys win, earlier merged maps win.
-        merged: dict[str, tuple[Pos, YNode]] = {}
+        merged: dict[str, tuple[YScalar, YNode]] = {}
         for src in merges:
-            self.count(len(src.entries), 0, src.pos)
-            for k, v in src.entries.items():
+            self.count(len(src.members), 0, src.pos)
+            for k, v in src.members.items():
                 merged.setdefault(k, v)
-        for k, v in node.entries.items():
+        for k in node.members:
             merged.pop(k, None)
-        merged.update(node.entries)
-        node.entries = merged
+        merged.update(node.members)
+        node.members = merged
 
 
 def _path(stack: list[list]) -> str:
@@ -341,7 +432,7 @@ def _path(stack: list[list]) -> str:
         if isinstance(node, YSeq):
             path += f"[{len(node.items)}]"
         elif key is not None:
-            path = join_key(path, key[0])
+            path = join_key(path, key.text)
     return path
 
 
@@ -351,7 +442,11 @@ def join_key(path: str, key: str) -> str:
     >>> join_key("spec", "nodeName"), join_key("metadata.labels", "app.kubernetes.io/name")
     ('spec.nodeName', 'metadata.labels[app.kubernetes.io/name]')
     """
-    if key and (key[0].isalpha() or key[0] == "_") and key.replace("_", "").replace("-", "").isalnum():
+    if (
+        key
+        and (key[0].isalpha() or key[0] == "_")
+        and key.replace("_", "").replace("-", "").isalnum()
+    ):
         return f"{path}.{key}" if path else key
     return f"{path}[{key}]"
 
@@ -385,7 +480,7 @@ def parse_yaml(text: str, file: str) -> tuple[list[Document], list[Problem]]:
     """Every document of ``text`` as a positioned tree, and the problems found.
 
     >>> docs, problems = parse_yaml("kind: Pod\\nmetadata: {name: web}\\n", "p.yaml")
-    >>> docs[0].root.entries["metadata"][1].entries["name"][1]
+    >>> docs[0].root.members["metadata"][1].members["name"][1]
     YScalar('web' @ p.yaml:2:18)
     """
     fast = getattr(yaml, "CSafeLoader", None)
@@ -395,6 +490,22 @@ def parse_yaml(text: str, file: str) -> tuple[list[Document], list[Problem]]:
         except yaml.YAMLError:
             pass  # parse again below: the pure-Python parser's messages do not depend on libyaml
     return _parse_with(yaml.SafeLoader, text, file)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building large acyclic trees.
+
+    Millions of new nodes would otherwise trigger full collections over and over (a third of the
+    load time) although none of them can be part of a reference cycle.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _parse_with(loader_class: type, text: str, file: str) -> tuple[list[Document], list[Problem]]:

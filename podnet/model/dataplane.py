@@ -4,7 +4,7 @@ iptables tables and sysctls. Texts are rendered the way iproute2 and iptables-sa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from podnet.model.base import EMPTY, FrozenDict
@@ -185,6 +185,59 @@ class Table:
 
 
 @dataclass(frozen=True, slots=True)
+class IpSet:
+    """An ipset as ``ipset save`` lists it: ``hash:ip`` (host addresses) or ``hash:net`` (networks,
+    with ``nomatch`` exceptions, the most specific entry deciding: ipset(8) "nomatch").
+
+    ``members`` are ``(network, nomatch)`` pairs, /32 for a host. The set answers the netfilter
+    engine's ``contains(flags, packet)`` through an index built once (the same set object is
+    shared by every node that holds it).
+
+    >>> s = IpSet("KUBE-SRC-X", "hash:net", ((IPv4Network("10.0.0.0/8"), False),
+    ...                                      (IPv4Network("10.1.0.0/16"), True)))
+    >>> s.has(IPv4Address("10.2.3.4")), s.has(IPv4Address("10.1.3.4"))
+    (True, False)
+    >>> s.entries()
+    ('10.0.0.0/8', '10.1.0.0/16 nomatch')
+    """
+
+    name: str
+    type: str  # hash:ip | hash:net
+    members: tuple[tuple[IPv4Network, bool], ...] = ()
+    _index: dict = field(default=None, init=False, repr=False, compare=False)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        by_len: dict[int, dict[int, bool]] = {}
+        for net, nomatch in self.members:
+            by_len.setdefault(net.prefixlen, {})[int(net.network_address)] = nomatch
+        # Longest prefix first: the most specific entry decides (hash:net semantics).
+        object.__setattr__(self, "_index", dict(sorted(by_len.items(), reverse=True)))
+
+    def has(self, addr: IPv4Address | int) -> bool:
+        """``ipset test NAME ADDR``."""
+        a = int(addr)
+        for plen, nets in self._index.items():
+            mask = (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF
+            hit = nets.get(a & mask)
+            if hit is not None:
+                return not hit
+        return False
+
+    def contains(self, flags: tuple[str, ...], packet) -> bool:
+        """What ``-m set --match-set NAME FLAGS`` asks: the packet's address chosen by the first
+        flag (``src`` or ``dst``) is in the set (extra flags are for multi-dimension sets)."""
+        return self.has(packet.src if flags[0] == "src" else packet.dst)
+
+    def entries(self) -> tuple[str, ...]:
+        """The entries as ``ipset save`` prints them after ``add NAME`` (hosts without /32)."""
+        out = []
+        for net, nomatch in self.members:
+            text = str(net.network_address) if net.prefixlen == 32 else str(net)
+            out.append(text + (" nomatch" if nomatch else ""))
+        return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
 class PeerEntries:
     """Entries every node installs for each *other* node, held once for the whole cluster.
 
@@ -235,6 +288,8 @@ class Netns:
     # Shared per-remote-node entries (flannel): this netns also holds every entry of ``peers``
     # except its own node's. ``routes``/``neighbors``/``fdb`` above are the netns' own entries.
     peers: PeerEntries | None = None
+    # ipsets of the namespace (a node's policy agent); nodes share equal sets as one object.
+    ipsets: tuple[IpSet, ...] = ()
 
     def link(self, name: str) -> Link | None:
         for lk in self.links:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from ipaddress import IPv4Address
 
@@ -89,8 +89,35 @@ class Step:
 
 
 @dataclass(frozen=True, slots=True)
+class NfTrace:
+    """One walk of a netfilter hook as the kernel's TRACE target reports it.
+
+    ``entries`` are ``(table, chain, type, rulenum)`` (podnet.dataplane.netfilter.Outcome.trace);
+    ``packet`` the packet entering the hook and ``after`` leaving it (they differ after NAT),
+    with their encapsulation; ``in_iface``/``out_iface``/``physin``/``physout`` the devices the
+    hook knew; ``src_mac``/``dst_mac`` the received frame's addresses.
+    """
+
+    hook: str
+    entries: tuple[tuple[str, str, str, int], ...]
+    packet: Packet
+    after: Packet
+    in_iface: str | None = None
+    out_iface: str | None = None
+    physin: str | None = None
+    physout: str | None = None
+    src_mac: str | None = None
+    dst_mac: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Hop:
-    """The packet on one device of one namespace, and what that namespace decided."""
+    """The packet on one device of one namespace, and what that namespace decided.
+
+    ``src_mac``/``dst_mac`` are the Ethernet addresses of the frame on the device (None where
+    there is no frame yet or no Ethernet header, e.g. on lo); ``nftrace`` the netfilter hooks
+    walked at this hop, for ``-o iptables-trace`` (not part of a hop's identity).
+    """
 
     node: str | None
     netns: str
@@ -98,6 +125,9 @@ class Hop:
     direction: str  # in | out
     steps: tuple[Step, ...]
     packet: Packet
+    src_mac: str | None = None
+    dst_mac: str | None = None
+    nftrace: tuple[NfTrace, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +148,9 @@ class Path:
     probability: Fraction
     forward: Leg
     reply: Leg | None = None
+    # netns -> podnet.dataplane.conntrack.ConntrackTable: the connections this path (forward and
+    # reply) left behind, for `podnet show conntrack --after-trace`; not part of its identity
+    conntrack: FrozenDict = field(default=EMPTY, compare=False)
 
     @property
     def disposition(self) -> str:

@@ -20,6 +20,9 @@ Every function returns the list of ways (``End``) its branch can end.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from podnet.dataplane.names import LOOPBACK_MAC
 from podnet.model.trace import Encap, Packet, Step
 from podnet.trace.flight import End, Flight
 from podnet.trace.hooks import Hooks
@@ -93,7 +96,7 @@ class Engine:
                     continue
                 fl1 = fl1.step(Step("route", route1.text(), detail=_d(reroute=True)))
                 if route1.dev != route.dev:
-                    fl1 = fl1.update(hop=fl1.hop.__class__(node, netns, route1.dev, "out", fl1.hop.packet, fl1.hop.steps))
+                    fl1 = fl1.update(hop=replace(fl1.hop, device=route1.dev))
             if route1.type == "local":
                 ends += self._postrouting_then(fl1, netns, "lo", ct, None, local=True)
             else:
@@ -104,6 +107,10 @@ class Engine:
 
     def receive(self, fl: Flight, netns: str, device: str) -> list[End]:
         """A frame arrives on ``device`` of ``netns``."""
+        if fl.packet.mark and fl.hop is not None and fl.hop.netns != netns:
+            # Another host or namespace: the skb mark does not travel (skb_scrub_packet on a
+            # netns crossing; on the wire a mark never exists).
+            fl = fl.with_packet(fl.packet.with_(mark=0))
         link = self.view.link(netns, device)
         if link is not None and link.master:
             return self._bridge_ingress(fl, netns, device, link.master)
@@ -168,7 +175,7 @@ class Engine:
                 continue
             fl1 = self.hooks.ct_confirm(fl1, netns, ct, "POSTROUTING")
             if local:
-                fl1 = fl1.step(Step("route", "loopback: the packet is its own host's"))
+                fl1 = fl1.step(Step("route", "loopback: the packet is its own host's")).l2(LOOPBACK_MAC, LOOPBACK_MAC)
                 ends += self._l3_input(fl1, netns, "lo")
             elif bridged_port is not None:
                 ends += self._xmit_port(fl1, netns, bridged_port)
@@ -187,7 +194,7 @@ class Engine:
                 return [self._end(fl, "DROPPED", f"no VXLAN device of {netns} listens on {p.encap.dst}:{p.encap.dport} with VNI {p.encap.vni}")]
             inner = p.with_(encap=None)
             fl = fl.step(Step("decap", f"vxlan VNI {p.encap.vni} from {p.encap.src}:{p.encap.sport}: inner frame to {vx.name}", detail=_d(vni=p.encap.vni)))
-            fl = fl.with_packet(inner).update(dst_mac=vx.mac)
+            fl = fl.with_packet(inner).l2(fl.inner_l2[0] if fl.inner_l2 else None, vx.mac).update(inner_l2=None)
             return self._l3_input(fl, netns, vx.name)
         who = v.socket_owner(netns, p)
         what = who or netns
@@ -201,16 +208,16 @@ class Engine:
         if link is None:
             return [self._end(fl, "NO_ROUTE", f"{netns} has no device {dev}")]
         if link.kind == "loopback":
-            return self._l3_input(fl, netns, dev)
+            return self._l3_input(fl.l2(LOOPBACK_MAC, LOOPBACK_MAC), netns, dev)
         if link.kind == "vxlan":
             return self._vxlan_xmit(fl, netns, link, nexthop)
         if nexthop == v.gateway and link.kind == "ether":
-            return self._via_gateway(fl, netns, dev, nexthop)
+            return self._via_gateway(fl.l2(link.mac, None), netns, dev, nexthop)
         hit = v.arp(netns, dev, nexthop)
         if hit is None:
             return [self._end(fl, "NEIGHBOR_UNREACHABLE", f"no host answers ARP for {nexthop} on {dev} of {netns}")]
         peer_ns, peer_dev, mac = hit
-        fl = fl.step(Step("neigh", f"{nexthop} dev {dev} lladdr {mac} REACHABLE")).update(dst_mac=mac)
+        fl = fl.step(Step("neigh", f"{nexthop} dev {dev} lladdr {mac} REACHABLE")).l2(link.mac, mac)
         if link.kind == "bridge":
             return self._bridge_output(fl, netns, dev, mac)
         if link.kind == "veth" and link.peer is not None:
@@ -223,7 +230,7 @@ class Engine:
         neigh = v.neigh(netns, link.name, nexthop)
         if neigh is None:
             return [self._end(fl, "NEIGHBOR_UNREACHABLE", f"{link.name} has no neighbour entry for {nexthop}: flannel adds one per node it knows, and VXLAN does not ARP")]
-        fl = fl.step(Step("neigh", neigh.text()))
+        fl = fl.step(Step("neigh", neigh.text())).l2(link.mac, neigh.mac)
         remote = v.vxlan_fdb(netns, link.name, neigh.mac)
         if remote is None:
             return [self._end(fl, "NEIGHBOR_UNREACHABLE", f"{link.name} has no FDB entry for {neigh.mac}: no VTEP to send to")]
@@ -231,7 +238,7 @@ class Engine:
         fl = fl.step(Step("fdb", f"{neigh.mac} dev {link.name} dst {remote} self permanent"))
         encap = Encap(src=vx.local, dst=remote, sport=vxlan_source_port(fl.packet), dport=vx.port, vni=vx.vni)
         fl = fl.step(Step("encap", f"vxlan VNI {vx.vni}: {vx.local}:{encap.sport} -> {remote}:{vx.port} udp", detail=_d(vni=vx.vni)))
-        fl = fl.with_packet(fl.packet.with_(encap=encap))
+        fl = fl.with_packet(fl.packet.with_(encap=encap)).update(inner_l2=(link.mac, neigh.mac))
         # the outer packet is sent as locally generated (iptunnel_xmit -> ip_local_out)
         return self.send(fl, netns)
 

@@ -6,11 +6,36 @@ random choice creates share everything they had in common and never disturb each
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from fractions import Fraction
 
 from podnet.model.base import EMPTY, FrozenDict
-from podnet.model.trace import Hop, Packet, Step
+from podnet.model.trace import Hop, NfTrace, Packet, Step
+
+_COPIERS: dict[type, object] = {}
+_MISSING = object()
+
+
+def _copier(cls: type):
+    """A function ``copy(obj, **changes)`` for ``cls``, written out field by field the way
+    dataclasses writes ``__init__``: it fills the slots through their descriptors directly."""
+    names = [f.name for f in fields(cls)]
+    params = ", ".join(f"{n}=_M" for n in names)
+    body = "".join(f"    _s_{n}(new, obj.{n} if {n} is _M else {n})\n" for n in names)
+    env = {"_M": _MISSING, "_new": object.__new__, "cls": cls} | {f"_s_{n}": getattr(cls, n).__set__ for n in names}
+    exec(f"def copy(obj, *, {params}):\n    new = _new(cls)\n{body}    return new\n", env)  # noqa: S102
+    return env["copy"]
+
+
+def replace(obj, /, **changes):
+    """``dataclasses.replace`` for the frozen, slotted dataclasses of this module (no
+    ``__post_init__``, no init-only fields), without its generic machinery: a trace makes
+    hundreds of these copies, and ``dataclasses.replace`` costs over twice as much per copy."""
+    cls = type(obj)
+    copy = _COPIERS.get(cls)
+    if copy is None:
+        copy = _COPIERS[cls] = _copier(cls)
+    return copy(obj, **changes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,9 +48,12 @@ class HopDraft:
     direction: str
     packet: Packet
     steps: tuple[Step, ...] = ()
+    src_mac: str | None = None
+    dst_mac: str | None = None
+    nftrace: tuple[NfTrace, ...] = ()
 
     def done(self) -> Hop:
-        return Hop(self.node, self.netns, self.device, self.direction, self.steps, self.packet)
+        return Hop(self.node, self.netns, self.device, self.direction, self.steps, self.packet, self.src_mac, self.dst_mac, self.nftrace)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +66,8 @@ class Flight:
     hops: tuple[Hop, ...] = ()
     hop: HopDraft | None = None
     dst_mac: str | None = None
+    src_mac: str | None = None  # the frame's source MAC (set where a device transmits it)
+    inner_l2: tuple[str, str] | None = None  # (src, dst) MACs of the frame inside a VXLAN packet
     ct: FrozenDict = EMPTY  # netns -> conntrack table
     recent: FrozenDict = EMPTY  # netns -> FrozenDict(list name -> frozenset of source IPs)
     seen: frozenset = frozenset()  # (netns, device, direction, flow) already crossed
@@ -47,8 +77,21 @@ class Flight:
         """Close the current hop and open a new one on ``device``."""
         hops = self.hops if self.hop is None else self.hops + (self.hop.done(),)
         return replace(
-            self, hops=hops, hop=HopDraft(node, netns, device, direction, self.packet)
+            self,
+            hops=hops,
+            hop=HopDraft(node, netns, device, direction, self.packet, (), self.src_mac, self.dst_mac),
         )
+
+    def l2(self, src_mac: str | None, dst_mac: str | None) -> Flight:
+        """The frame gets Ethernet addresses (a device transmits it); the open hop shows them."""
+        hop = self.hop if self.hop is None else replace(self.hop, src_mac=src_mac, dst_mac=dst_mac)
+        return replace(self, src_mac=src_mac, dst_mac=dst_mac, hop=hop)
+
+    def nftrace(self, record: NfTrace) -> Flight:
+        """Note a netfilter hook walk on the open hop (for the TRACE view)."""
+        if self.hop is None:
+            return self
+        return replace(self, hop=replace(self.hop, nftrace=self.hop.nftrace + (record,)))
 
     def step(self, *steps: Step) -> Flight:
         if self.hop is None or not steps:

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from podnet.dataplane import conntrack as ctmod
 from podnet.dataplane import netfilter as nf
 from podnet.model.base import FrozenDict
-from podnet.model.trace import Packet, Step
+from podnet.model.trace import NfTrace, Packet, Step
 from podnet.trace.flight import End, Flight
+from podnet.trace.policy_glue import policy_end, policy_steps
 from podnet.trace.view import NetView
 
 
@@ -142,9 +143,20 @@ class Hooks:
             local_addrs=v.local_addrs(netns),
             masq_addr=v.primary_addr(netns, out_iface) if out_iface else None,
             recent=fl.recent.get(netns, FrozenDict()),
+            ipsets=v.ipsets(netns),
         )
-        for oc in nf.traverse(ruleset, hook, ctx, h):
-            fl1 = fl.update(prob=fl.prob * oc.probability).step(*oc.steps)
+        outcomes = nf.traverse(ruleset, hook, ctx, h)
+        for oc in outcomes:
+            # one outcome has probability 1: skip the Fraction product and the copy
+            fl1 = (fl if len(outcomes) == 1 else fl.update(prob=fl.prob * oc.probability)).step(*oc.steps)
+            fl1 = fl1.nftrace(NfTrace(hook, oc.trace, fl.packet, with_header(fl.packet, oc.packet), in_iface, out_iface, physin, physout, fl.src_mac, fl.dst_mac))
+            if oc.verdict in ("DROP", "REJECT"):
+                end = policy_end(self.view, fl1, oc, netns)  # NetworkPolicy: DENIED_*
+                if end is not None:
+                    yield None, end
+                    continue
+            else:
+                fl1 = fl1.step(*policy_steps(self.view, oc))
             if oc.verdict == "DROP":
                 yield None, _ending(fl1, "DROPPED", oc, netns, hook)
                 continue

@@ -4,10 +4,12 @@ branch's reply back through the conntrack state that branch left, and collect th
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from fractions import Fraction
 from ipaddress import IPv4Address
 
 from podnet.errors import Problem, UsageError
+from podnet.model.base import FrozenDict
 from podnet.model.trace import Leg, Packet, Path, Trace
 from podnet.trace.endpoints import parse_dst, parse_src
 from podnet.trace.engine import Engine
@@ -65,10 +67,10 @@ def trace_between(network, origin: Origin, target: Target, *, sport: int = 40000
     ends = engine.send(Flight(packet), origin.netns)
     paths = []
     for end in ends:
-        reply = None
+        reply, ct = None, end.flight.ct
         if end.disposition == "DELIVERED":
-            reply = _reply(engine, end, origin, packet)
-        paths.append(Path(end.flight.prob, _leg(end), reply))
+            reply, ct = _reply(engine, end, origin, packet)
+        paths.append(Path(end.flight.prob, _leg(end), reply, conntrack=ct))
     paths = _merge(paths)
     if seed is not None and len(paths) > 1:
         rng = random.Random(seed)
@@ -84,7 +86,7 @@ def trace_between(network, origin: Origin, target: Target, *, sport: int = 40000
     return Trace(src_text or origin.label, dst_text or target.label, packet, tuple(paths))
 
 
-def _reply(engine: Engine, end: End, origin: Origin, sent: Packet) -> Leg:
+def _reply(engine: Engine, end: End, origin: Origin, sent: Packet) -> tuple[Leg, FrozenDict]:
     got = end.flight.packet
     answer = Packet(got.dst, got.src, got.proto, got.dport, got.sport)
     fl = Flight(answer, ct=end.flight.ct, recent=end.flight.recent)
@@ -95,11 +97,11 @@ def _reply(engine: Engine, end: End, origin: Origin, sent: Packet) -> Leg:
     if r.disposition == "DELIVERED":
         p = r.flight.packet
         if r.netns != origin.netns:
-            return Leg("DROPPED", leg.hops, f"the reply reaches {r.netns}, not the client in {origin.netns}", None, p)
+            return Leg("DROPPED", leg.hops, f"the reply reaches {r.netns}, not the client in {origin.netns}", None, p), r.flight.ct
         if (p.src, p.sport, p.dst, p.dport) != (sent.dst, sent.dport, sent.src, sent.sport):
-            return Leg("DROPPED", leg.hops, f"the reply comes from {p.src}:{p.sport} but the client connected to {sent.dst}:{sent.dport}: its socket does not accept it", None, p)
-        return Leg("DELIVERED", leg.hops, f"the reply reaches the client from {p.src}:{p.sport}, the address it connected to", None, p)
-    return leg
+            return Leg("DROPPED", leg.hops, f"the reply comes from {p.src}:{p.sport} but the client connected to {sent.dst}:{sent.dport}: its socket does not accept it", None, p), r.flight.ct
+        return Leg("DELIVERED", leg.hops, f"the reply reaches the client from {p.src}:{p.sport}, the address it connected to", None, p), r.flight.ct
+    return leg, r.flight.ct
 
 
 def _merge(paths: list[Path]) -> list[Path]:
@@ -110,7 +112,7 @@ def _merge(paths: list[Path]) -> list[Path]:
         key = (p.forward, p.reply)
         if key in merged:
             q = merged[key]
-            merged[key] = Path(q.probability + p.probability, q.forward, q.reply)
+            merged[key] = replace(q, probability=q.probability + p.probability)
         else:
             merged[key] = p
     return list(merged.values())

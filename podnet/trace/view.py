@@ -80,6 +80,16 @@ class NetView:
             rs = self._rulesets[name] = Ruleset.from_tables(self.netns(name).tables)
         return rs
 
+    def ipsets(self, name: str) -> dict:
+        """The namespace's ipsets by name (one dict per distinct tuple of sets: nodes share)."""
+        sets = self.netns(name).ipsets
+        key = ("ipsets", id(sets))
+        memo = self._rulesets  # shares the memo dict; keys never collide with netns names
+        hit = memo.get(key)
+        if hit is None or hit[0] is not sets:
+            hit = memo[key] = (sets, {s.name: s for s in sets})
+        return hit[1]
+
     def local_addrs(self, name: str) -> frozenset[IPv4Address]:
         addrs = self._local.get(name)
         if addrs is None:

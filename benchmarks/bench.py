@@ -1,0 +1,388 @@
+"""podnet at scale: load+build time, peak memory, trace latency, check throughput, reach time.
+
+Run by hand (each size runs in a process of its own, so that one size's memory does not count
+for the next; sizes are those of issue 7, see podnet/generate.py)::
+
+    python3 benchmarks/bench.py                      # S, M, L, XL
+    python3 benchmarks/bench.py --sizes S,M --json out.json --markdown table.md
+
+What is measured, per size:
+
+- ``load+build``: reading the generated YAML, the control plane, building the network (the
+  network builds each namespace lazily, when a question first needs it), and peak RSS after it.
+- first trace: the first question builds the first node's namespace in full (kube-proxy's rules
+  generated, compiled and checked); later nodes are built over it.
+- trace latency per path: a fixed random sample (from ``--seed``) of Pod->Pod traces on the same
+  node and across nodes, and Pod->Service traces. A Service trace has one path per endpoint, so
+  its time is divided by its number of paths. ``cold`` is the first trace touching its namespaces
+  (they are built then); ``warm`` traces another connection (source port) between the same two
+  ends once they are built: what every question after the first costs.
+- node build: a sample of node namespaces not built yet, built and their rules compiled: time
+  and memory (current RSS growth) per node; times the node count, what building all would cost.
+- ``check``: probes per second over a fixed random sample of probes (Pod->Service allow
+  expectations and Pod->Pod), run once as ``podnet check`` would, nodes built on demand.
+- ``reach``: all Pods x all Pods, when podnet.analysis.reach exists ("n/a" otherwise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ORDER = ("S", "M", "L", "XL")
+
+
+def _rss_mib() -> float:
+    """Peak RSS of this process so far (ru_maxrss is in KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _quantiles(values: list[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    values = sorted(values)
+    p99 = values[min(len(values) - 1, int(round(0.99 * (len(values) - 1))))]
+    return statistics.median(values), p99
+
+
+# ---------------------------------------------------------------------------------- one size
+
+
+def _sample(cluster, count: int, rng: random.Random) -> dict[str, list[tuple[str, str]]]:
+    """``count`` (SRC, DST) pairs for each kind of trace, drawn deterministically."""
+    pods = [p for p in cluster.pods if not p.host_network]
+    by_node: dict[str, list] = {}
+    for p in pods:
+        by_node.setdefault(p.node, []).append(p)
+    crowded = [n for n in sorted(by_node) if len(by_node[n]) > 1]
+    services = [s for s in cluster.services if s.cluster_ip is not None and s.spec.ports]
+    out: dict[str, list[tuple[str, str]]] = {
+        "pod-pod same node": [],
+        "pod-pod cross node": [],
+        "pod-service": [],
+    }
+    for _ in range(count):
+        if crowded:
+            a, b = rng.sample(by_node[rng.choice(crowded)], 2)
+            out["pod-pod same node"].append(
+                (f"{a.namespace}/{a.name}", f"{b.namespace}/{b.name}:{_port(b)}")
+            )
+        if len(by_node) > 1:
+            a = rng.choice(pods)
+            b = rng.choice(pods)
+            while b.node == a.node:
+                b = rng.choice(pods)
+            out["pod-pod cross node"].append(
+                (f"{a.namespace}/{a.name}", f"{b.namespace}/{b.name}:{_port(b)}")
+            )
+        if services and pods:
+            a = rng.choice(pods)
+            s = rng.choice(services)
+            out["pod-service"].append(
+                (
+                    f"{a.namespace}/{a.name}",
+                    f"svc/{s.spec.meta.namespace}/{s.spec.meta.name}:{s.spec.ports[0].port}",
+                )
+            )
+    return out
+
+
+def _port(pod) -> int:
+    for c in pod.containers:
+        for p in c.ports:
+            return p.container_port
+    return 80
+
+
+def _time_traces(loaded, pairs: list[tuple[str, str]]) -> dict:
+    cold: list[float] = []
+    warm: list[float] = []
+    paths = 0
+    for src, dst in pairs:
+        t = time.perf_counter()
+        trace = loaded.trace(src, dst)
+        cold.append((time.perf_counter() - t) / len(trace.paths))
+        # warm: the same namespaces, now built, but another connection (source port), so
+        # that nothing can answer from a memo of the first question
+        t = time.perf_counter()
+        trace = loaded.trace(src, dst, sport=40001)
+        warm.append((time.perf_counter() - t) / len(trace.paths))
+        paths += len(trace.paths)
+    (cm, cp), (wm, wp) = _quantiles(cold), _quantiles(warm)
+    us = 1e6
+    return {
+        "traces": len(pairs),
+        "paths": paths,
+        "warm_median_us": wm and wm * us,
+        "warm_p99_us": wp and wp * us,
+        "cold_median_us": cm and cm * us,
+        "cold_p99_us": cp and cp * us,
+    }
+
+
+def _probes(cluster, count: int, rng: random.Random):
+    from podnet.analysis.probes import Probe
+    from podnet.model.base import Pos
+
+    pods = [p for p in cluster.pods if not p.host_network]
+    services = [s for s in cluster.services if s.cluster_ip is not None and s.spec.ports]
+    out = []
+    pos = Pos("<bench>", 1, 1)
+    for i in range(count):
+        a = rng.choice(pods)
+        if services and i % 2 == 0:
+            s = rng.choice(services)
+            key = f"{s.spec.meta.namespace}/{s.spec.meta.name}"
+            port = s.spec.ports[0].port
+            raw = (("from", a.key), ("service", key), ("port", port), ("expect", "allow"))
+            out.append(Probe(i, pos, raw, src=a.key, service=key, port=port, expect="allow"))
+        else:
+            b = rng.choice(pods)
+            raw = (("from", a.key), ("to", b.key), ("port", _port(b)))
+            out.append(Probe(i, pos, raw, src=a.key, to=b.key, port=_port(b)))
+    return tuple(out)
+
+
+def _node_builds(loaded, rng: random.Random, count: int = 40) -> dict:
+    """Build ``count`` node namespaces not built yet (rules compiled too): time and memory per
+    node, what building every node would cost. Nodes share the rules that are the same on all of
+    them (kube-proxy's differ only by local endpoints), so memory per node stays small."""
+    import gc
+
+    from podnet.trace.view import view_of
+
+    view = view_of(loaded.network)
+    built = set(getattr(view, "_rulesets", {}))
+    names = [f"node:{n.name}" for n in loaded.cluster.nodes if f"node:{n.name}" not in built]
+    names = rng.sample(names, min(count, len(names)))
+    if not names:
+        return {"node_build_ms": None, "node_build_kib": None}
+    gc.collect()
+    before = _current_rss_kib()
+    t = time.perf_counter()
+    for name in names:
+        view.ruleset(name)
+    dt = time.perf_counter() - t
+    gc.collect()
+    grown = _current_rss_kib() - before
+    return {
+        "node_build_ms": dt / len(names) * 1e3,
+        "node_build_kib": grown / len(names),
+        "node_build_sample": len(names),
+    }
+
+
+def _current_rss_kib() -> float:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1024
+    except OSError:  # not Linux: peak instead of current
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _reach(loaded) -> dict:
+    try:
+        from podnet.analysis import reach  # noqa: F401
+    except ImportError:
+        return {"reach_s": None, "reach_note": "n/a: podnet.analysis.reach does not exist yet"}
+    fn = getattr(reach, "run_reach", None) or getattr(reach, "reach", None)
+    if fn is None:
+        return {"reach_s": None, "reach_note": "n/a: podnet.analysis.reach has no run_reach"}
+    t = time.perf_counter()
+    fn(loaded)
+    return {"reach_s": time.perf_counter() - t, "reach_note": "all Pods x all Pods"}
+
+
+def measure(path: str, size: str, sample: int, probes: int, seed: int, reach: bool = True) -> dict:
+    """Measure one size in this process (``worker`` mode): returns the row as a dict."""
+    import podnet
+
+    t = time.perf_counter()
+    loaded = podnet.api.load(path)
+    load_s = time.perf_counter() - t
+    rss_load = _rss_mib()
+    cluster = loaded.cluster
+    row: dict = {
+        "size": size,
+        "nodes": len(cluster.nodes),
+        "pods": len(cluster.pods),
+        "services": len(cluster.services),
+        "policies": len(cluster.policies),
+        "load_build_s": load_s,
+        "rss_after_load_mib": rss_load,
+    }
+    rng = random.Random(seed)
+    kinds = _sample(cluster, sample, rng)
+    # the first question builds the first node in full (its rules compiled and checked); later
+    # nodes are built over it, sharing what is the same
+    first = next((pairs[0] for pairs in kinds.values() if pairs), None)
+    if first is not None:
+        t = time.perf_counter()
+        loaded.trace(*first, sport=39999)
+        row["first_trace_s"] = time.perf_counter() - t
+        row["rss_after_first_trace_mib"] = _rss_mib()
+    row["trace"] = {kind: _time_traces(loaded, pairs) for kind, pairs in kinds.items()}
+    warm = [v for r in row["trace"].values() for v in [r["warm_median_us"]] if v is not None]
+    row["trace_warm_median_us"] = statistics.median(warm) if warm else None
+    row.update(_node_builds(loaded, rng))
+    if probes:
+        from podnet.analysis.check import run_check
+
+        ps = _probes(cluster, probes, rng)
+        t = time.perf_counter()
+        results = run_check(loaded, ps)
+        dt = time.perf_counter() - t
+        row["check_probes"] = len(results)
+        row["check_probes_per_s"] = len(results) / dt if dt else None
+    row.update(_reach(loaded) if reach else {"reach_s": None, "reach_note": "skipped"})
+    row["peak_rss_mib"] = _rss_mib()
+    return row
+
+
+# ---------------------------------------------------------------------------------- the driver
+
+
+def _generate(size: str, seed: int, directory: str) -> str:
+    from podnet.generate import SIZES, generate, write_yaml
+
+    path = os.path.join(directory, f"cluster-{size}.yaml")
+    with open(path, "w") as f:
+        write_yaml(generate(SIZES[size], seed), f)
+    return path
+
+
+def _run_worker(path: str, size: str, args) -> dict:
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        path,
+        "--sizes",
+        size,
+        "--sample",
+        str(args.sample),
+        "--probes",
+        str(args.probes),
+        "--seed",
+        str(args.seed),
+    ]
+    if args.no_reach:
+        cmd.append("--no-reach")
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"size {size} failed:\n{done.stderr}")
+    return json.loads(done.stdout)
+
+
+def _fmt(v, spec: str = ".1f") -> str:
+    return "n/a" if v is None else format(v, spec)
+
+
+def table(rows: list[dict]) -> str:
+    """The rows as a Markdown table."""
+    head = [
+        "size",
+        "nodes",
+        "Pods",
+        "Services",
+        "policies",
+        "load+build s",
+        "first trace s",
+        "RSS MiB (load / peak)",
+        "trace warm µs/path median (p99)",
+        "trace cold µs/path median",
+        "node build ms / KiB",
+        "check probes/s",
+        "reach s",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        warm_p99 = max(
+            (t["warm_p99_us"] for t in r["trace"].values() if t["warm_p99_us"] is not None),
+            default=None,
+        )
+        cold = [t["cold_median_us"] for t in r["trace"].values() if t["cold_median_us"] is not None]
+        cells = [
+            r["size"], f"{r['nodes']:,}", f"{r['pods']:,}", f"{r['services']:,}", f"{r['policies']:,}",
+            _fmt(r["load_build_s"], ".2f"), _fmt(r.get("first_trace_s"), ".2f"), f"{r['rss_after_load_mib']:.0f} / {r['peak_rss_mib']:.0f}",
+            f"{_fmt(r['trace_warm_median_us'], '.0f')} ({_fmt(warm_p99, '.0f')})",
+            _fmt(statistics.median(cold) if cold else None, ".0f"),
+            f"{_fmt(r.get('node_build_ms'), '.1f')} / {_fmt(r.get('node_build_kib'), '.0f')}",
+            _fmt(r.get("check_probes_per_s"), ",.0f"), _fmt(r.get("reach_s"), ".1f"),
+        ]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    per_kind = ["", "trace latency per kind (warm median / p99 / cold median, µs per path):", ""]
+    for r in rows:
+        parts = [
+            f"{k}: {_fmt(t['warm_median_us'], '.0f')} / {_fmt(t['warm_p99_us'], '.0f')} / {_fmt(t['cold_median_us'], '.0f')}"
+            for k, t in r["trace"].items()
+        ]
+        per_kind.append(f"- {r['size']}: " + "; ".join(parts))
+    notes = sorted({r["reach_note"] for r in rows if r.get("reach_note")})
+    return (
+        "\n".join(lines + per_kind + ([""] + [f"reach: {n}" for n in notes] if notes else []))
+        + "\n"
+    )
+
+
+def main(argv: list[str] | None = None, out=None) -> int:
+    """Run the benchmark; prints the table, writes JSON (and Markdown with ``--markdown``)."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sizes", default=",".join(ORDER), help="comma-separated, of S, M, L, XL")
+    p.add_argument("--sample", type=int, default=200, help="traces of each kind (default 200)")
+    p.add_argument("--probes", type=int, default=2000, help="probes for the check throughput")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--json", default="bench.json", help="where to write the results")
+    p.add_argument("--markdown", help="also write the table here")
+    p.add_argument("--no-reach", action="store_true")
+    p.add_argument("--worker", metavar="FILE", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    out = out or sys.stdout
+    sizes = [s.strip().upper() for s in args.sizes.split(",") if s.strip()]
+    bad = [s for s in sizes if s not in ORDER]
+    if bad:
+        p.error(f"unknown size {bad[0]} (expected one of {', '.join(ORDER)})")
+    if args.worker:
+        row = measure(
+            args.worker, sizes[0], args.sample, args.probes, args.seed, reach=not args.no_reach
+        )
+        out.write(json.dumps(row) + "\n")
+        return 0
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="podnet-bench-") as tmp:
+        for size in sizes:
+            path = _generate(size, args.seed, tmp)
+            rows.append(_run_worker(path, size, args))
+            os.unlink(path)
+    text = table(rows)
+    out.write(text)
+    machine = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    Path(args.json).write_text(
+        json.dumps(
+            {"machine": machine, "seed": args.seed, "sample": args.sample, "rows": rows}, indent=2
+        )
+        + "\n"
+    )
+    if args.markdown:
+        Path(args.markdown).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

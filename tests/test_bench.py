@@ -1,0 +1,51 @@
+"""The benchmark script runs (at size S, a tiny sample): a smoke test, no timing asserted."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench.py"
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("podnet_bench", BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_bench_size_s_prints_the_table_and_writes_json(tmp_path):
+    out = io.StringIO()
+    js, md = tmp_path / "b.json", tmp_path / "b.md"
+    assert (
+        _bench().main(
+            [
+                "--sizes",
+                "S",
+                "--sample",
+                "3",
+                "--probes",
+                "4",
+                "--json",
+                str(js),
+                "--markdown",
+                str(md),
+            ],
+            out,
+        )
+        == 0
+    )
+    text = out.getvalue()
+    assert text.startswith("| size | nodes | Pods |")
+    assert "\n| S | 3 | 30 | 10 | 3 |" in text
+    assert md.read_text() == text
+    data = json.loads(js.read_text())
+    (row,) = data["rows"]
+    assert row["pods"] == 30 and row["nodes"] == 3
+    assert row["load_build_s"] > 0 and row["peak_rss_mib"] > 0
+    assert set(row["trace"]) == {"pod-pod same node", "pod-pod cross node", "pod-service"}
+    assert all(t["traces"] == 3 and t["warm_median_us"] > 0 for t in row["trace"].values())
+    assert row["check_probes"] == 4 and row["check_probes_per_s"] > 0
