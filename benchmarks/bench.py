@@ -21,7 +21,10 @@ What is measured, per size:
   and memory (current RSS growth) per node; times the node count, what building all would cost.
 - ``check``: probes per second over a fixed random sample of probes (Pod->Service allow
   expectations and Pod->Pod), run once as ``podnet check`` would, nodes built on demand.
-- ``reach``: all Pods x all Pods, when podnet.analysis.reach exists ("n/a" otherwise).
+- ``reach``: all Pods x all Pods (podnet.analysis.reach.compute_reach), for small sizes only.
+
+Times are CPU seconds of the measuring process (the machine may be busy with other work);
+``load_build_wall_s`` in the JSON is the wall time of loading.
 """
 
 from __future__ import annotations
@@ -40,6 +43,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+_clock = time.process_time
+"""Every time is this process's CPU time: the machine may be busy with other work, which wall
+clock time would count. ``load_build_wall_s`` gives the wall time of loading as well."""
 ORDER = ("S", "M", "L", "XL")
 
 
@@ -110,14 +117,14 @@ def _time_traces(loaded, pairs: list[tuple[str, str]]) -> dict:
     warm: list[float] = []
     paths = 0
     for src, dst in pairs:
-        t = time.perf_counter()
+        t = _clock()
         trace = loaded.trace(src, dst)
-        cold.append((time.perf_counter() - t) / len(trace.paths))
+        cold.append((_clock() - t) / len(trace.paths))
         # warm: the same namespaces, now built, but another connection (source port), so
         # that nothing can answer from a memo of the first question
-        t = time.perf_counter()
+        t = _clock()
         trace = loaded.trace(src, dst, sport=40001)
-        warm.append((time.perf_counter() - t) / len(trace.paths))
+        warm.append((_clock() - t) / len(trace.paths))
         paths += len(trace.paths)
     (cm, cp), (wm, wp) = _quantiles(cold), _quantiles(warm)
     us = 1e6
@@ -170,10 +177,10 @@ def _node_builds(loaded, rng: random.Random, count: int = 40) -> dict:
         return {"node_build_ms": None, "node_build_kib": None}
     gc.collect()
     before = _current_rss_kib()
-    t = time.perf_counter()
+    t = _clock()
     for name in names:
         view.ruleset(name)
-    dt = time.perf_counter() - t
+    dt = _clock() - t
     gc.collect()
     grown = _current_rss_kib() - before
     return {
@@ -191,26 +198,39 @@ def _current_rss_kib() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+REACH_MAX_PODS = 300
+
+
 def _reach(loaded) -> dict:
     try:
-        from podnet.analysis import reach  # noqa: F401
+        from podnet.analysis.reach import compute_reach, parse_selector
     except ImportError:
         return {"reach_s": None, "reach_note": "n/a: podnet.analysis.reach does not exist yet"}
-    fn = getattr(reach, "run_reach", None) or getattr(reach, "reach", None)
-    if fn is None:
-        return {"reach_s": None, "reach_note": "n/a: podnet.analysis.reach has no run_reach"}
-    t = time.perf_counter()
-    fn(loaded)
-    return {"reach_s": time.perf_counter() - t, "reach_note": "all Pods x all Pods"}
+    pods = len(loaded.cluster.pods)
+    if pods > REACH_MAX_PODS:
+        # compute_reach traces once per pair of Pod classes (about one class per Deployment:
+        # 1,100² traces at M) and returns every Pod x Pod cell (150,000² at XL)
+        return {
+            "reach_s": None,
+            "reach_note": f"n/a above {REACH_MAX_PODS:,} Pods: compute_reach traces every pair of Pod classes and returns every Pod x Pod cell",
+        }
+    t = _clock()
+    r = compute_reach(loaded, parse_selector(None), parse_selector(None))
+    return {
+        "reach_s": _clock() - t,
+        "reach_note": "all Pods x all Pods",
+        "reach_classes": r.classes,
+        "reach_traces": r.traces,
+    }
 
 
 def measure(path: str, size: str, sample: int, probes: int, seed: int, reach: bool = True) -> dict:
     """Measure one size in this process (``worker`` mode): returns the row as a dict."""
     import podnet
 
-    t = time.perf_counter()
+    t, wall = _clock(), time.perf_counter()
     loaded = podnet.api.load(path)
-    load_s = time.perf_counter() - t
+    load_s, wall = _clock() - t, time.perf_counter() - wall
     rss_load = _rss_mib()
     cluster = loaded.cluster
     row: dict = {
@@ -220,6 +240,7 @@ def measure(path: str, size: str, sample: int, probes: int, seed: int, reach: bo
         "services": len(cluster.services),
         "policies": len(cluster.policies),
         "load_build_s": load_s,
+        "load_build_wall_s": wall,
         "rss_after_load_mib": rss_load,
     }
     rng = random.Random(seed)
@@ -228,9 +249,9 @@ def measure(path: str, size: str, sample: int, probes: int, seed: int, reach: bo
     # nodes are built over it, sharing what is the same
     first = next((pairs[0] for pairs in kinds.values() if pairs), None)
     if first is not None:
-        t = time.perf_counter()
+        t = _clock()
         loaded.trace(*first, sport=39999)
-        row["first_trace_s"] = time.perf_counter() - t
+        row["first_trace_s"] = _clock() - t
         row["rss_after_first_trace_mib"] = _rss_mib()
     row["trace"] = {kind: _time_traces(loaded, pairs) for kind, pairs in kinds.items()}
     warm = [v for r in row["trace"].values() for v in [r["warm_median_us"]] if v is not None]
@@ -240,9 +261,9 @@ def measure(path: str, size: str, sample: int, probes: int, seed: int, reach: bo
         from podnet.analysis.check import run_check
 
         ps = _probes(cluster, probes, rng)
-        t = time.perf_counter()
+        t = _clock()
         results = run_check(loaded, ps)
-        dt = time.perf_counter() - t
+        dt = _clock() - t
         row["check_probes"] = len(results)
         row["check_probes_per_s"] = len(results) / dt if dt else None
     row.update(_reach(loaded) if reach else {"reach_s": None, "reach_note": "skipped"})

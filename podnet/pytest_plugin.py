@@ -28,11 +28,19 @@ __all__ = ["assert_delivered", "assert_dropped", "assert_endpoints", "podnet_clu
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addini("podnet_cluster", "podnet: cluster files or directories the podnet_cluster fixture loads (default: the bundled demo)", type="args", default=[])
+    parser.addini(
+        "podnet_cluster",
+        "podnet: cluster files or directories the podnet_cluster fixture loads (default: the bundled demo)",
+        type="args",
+        default=[],
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "podnet_cluster(*paths): the cluster files or directories the podnet_cluster fixture loads for this test")
+    config.addinivalue_line(
+        "markers",
+        "podnet_cluster(*paths): the cluster files or directories the podnet_cluster fixture loads for this test",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +65,9 @@ def _marker_paths(request: pytest.FixtureRequest) -> tuple[str, ...] | None:
 
 def _ini_paths(config: pytest.Config) -> tuple[str, ...]:
     base = Path(config.inipath).parent if config.inipath else Path(config.rootpath)
-    return tuple(str(p if Path(p).is_absolute() else base / p) for p in config.getini("podnet_cluster"))
+    return tuple(
+        str(p if Path(p).is_absolute() else base / p) for p in config.getini("podnet_cluster")
+    )
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ fixture).
 >>> t = podnet.load().trace("frontend", "svc/backend:80")
 >>> assert_delivered(t)
 >>> assert_endpoints(t, {"default/backend-*"})
->>> assert_dropped(t)
+>>> assert_dropped(t)  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
 AssertionError: expected frontend -> svc/backend:80 to be dropped on every path, but its verdict is delivered
@@ -34,7 +34,10 @@ def assert_delivered(trace: Trace) -> None:
     if not trace.delivered:
         bad = next((p for p in trace.paths if not p.delivered), None)
         why = f": {bad.disposition} — {bad.forward.reason}" if bad is not None else ": no path"
-        raise _fail(f"expected {trace.src} -> {trace.dst} to be delivered, but its verdict is {trace.verdict}{why}", trace)
+        raise _fail(
+            f"expected {trace.src} -> {trace.dst} to be delivered, but its verdict is {trace.verdict}{why}",
+            trace,
+        )
 
 
 def _dropped_by(path: Path, by: str) -> bool:
@@ -55,12 +58,21 @@ def assert_dropped(trace: Trace, by: str | None = None, policy: str | None = Non
     the rule or reason that stopped each path; ``policy``: the NetworkPolicy (``ns/name`` or
     ``name``) that denied each path."""
     if any(p.disposition in SUCCESS for p in trace.paths) or not trace.paths:
-        raise _fail(f"expected {trace.src} -> {trace.dst} to be dropped on every path, but its verdict is {trace.verdict}", trace)
+        raise _fail(
+            f"expected {trace.src} -> {trace.dst} to be dropped on every path, but its verdict is {trace.verdict}",
+            trace,
+        )
     for i, p in enumerate(trace.paths, 1):
         if by is not None and not _dropped_by(p, by):
-            raise _fail(f"expected path {i} of {trace.src} -> {trace.dst} to be dropped by {by!r}, but: {p.disposition} — {p.forward.reason}", trace)
+            raise _fail(
+                f"expected path {i} of {trace.src} -> {trace.dst} to be dropped by {by!r}, but: {p.disposition} — {p.forward.reason}",
+                trace,
+            )
         if policy is not None and not _denied_by_policy(p, policy):
-            raise _fail(f"expected path {i} of {trace.src} -> {trace.dst} to be denied by NetworkPolicy {policy!r}, but: {p.disposition} — {p.forward.reason}", trace)
+            raise _fail(
+                f"expected path {i} of {trace.src} -> {trace.dst} to be denied by NetworkPolicy {policy!r}, but: {p.disposition} — {p.forward.reason}",
+                trace,
+            )
 
 
 def assert_endpoints(trace: Trace, expected: Iterable[str]) -> None:
@@ -80,4 +92,6 @@ def assert_endpoints(trace: Trace, expected: Iterable[str]) -> None:
             parts.append("missing " + ", ".join(missing + unmatched))
         if extra:
             parts.append("unexpected " + ", ".join(extra))
-        raise _fail(f"endpoints of {trace.src} -> {trace.dst} are {sorted(got)}: {'; '.join(parts)}", trace)
+        raise _fail(
+            f"endpoints of {trace.src} -> {trace.dst} are {sorted(got)}: {'; '.join(parts)}", trace
+        )

@@ -33,11 +33,20 @@ def test_ip_addr_of_a_node_has_iproute2_layout(demo):
         "    inet 127.0.0.1/8 scope host lo",
         "       valid_lft forever preferred_lft forever",
     ]
-    assert "3: flannel.1: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1450 qdisc noqueue state UNKNOWN group default " in lines
+    assert (
+        "3: flannel.1: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1450 qdisc noqueue state UNKNOWN group default "
+        in lines
+    )
     assert "    inet 10.244.1.0/32 scope global flannel.1" in lines
     assert "    inet 10.244.1.1/24 brd 10.244.1.255 scope global cni0" in lines
     ports = [x for x in lines if "master cni0" in x]
-    assert ports and all(re.match(r"^\d+: veth[0-9a-f]{8}@if2: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1450 qdisc noqueue master cni0 state UP group default qlen 1000$", x) for x in ports)
+    assert ports and all(
+        re.match(
+            r"^\d+: veth[0-9a-f]{8}@if2: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1450 qdisc noqueue master cni0 state UP group default qlen 1000$",
+            x,
+        )
+        for x in ports
+    )
 
 
 def test_ip_addr_of_a_pod_names_its_peer_ifindex(demo):
@@ -45,20 +54,35 @@ def test_ip_addr_of_a_pod_names_its_peer_ifindex(demo):
     peer_ns, peer_dev = pod_ns.link("eth0").peer
     peer_index = demo.network.get(peer_ns).link(peer_dev).index
     text = lv.ip_addr(pod_ns, demo.network)
-    assert f"2: eth0@if{peer_index}: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1450 qdisc noqueue state UP group default \n    link/ether 0a:58:0a:f4:01:02 brd ff:ff:ff:ff:ff:ff link-netnsid 0\n    inet 10.244.1.2/24 brd 10.244.1.255 scope global eth0\n" in text
+    assert (
+        f"2: eth0@if{peer_index}: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1450 qdisc noqueue state UP group default \n    link/ether 0a:58:0a:f4:01:02 brd ff:ff:ff:ff:ff:ff link-netnsid 0\n    inet 10.244.1.2/24 brd 10.244.1.255 scope global eth0\n"
+        in text
+    )
 
 
 def test_ip_link_says_mode_default(demo):
     first = demo.show("links", "node/node-2").splitlines()[0]
-    assert first == "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN mode DEFAULT group default qlen 1000"
+    assert (
+        first
+        == "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN mode DEFAULT group default qlen 1000"
+    )
 
 
 def test_routes_neigh_fdb(demo):
-    assert "10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink" in demo.show("routes", "node-1").splitlines()
+    assert (
+        "10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink"
+        in demo.show("routes", "node-1").splitlines()
+    )
     local = demo.show("routes", "node-1", table="local").splitlines()
     assert "local 10.244.1.1 dev cni0 proto kernel scope host src 10.244.1.1" in local
-    assert re.search(r"^10\.244\.2\.0 dev flannel\.1 lladdr ([0-9a-f]{2}:){5}[0-9a-f]{2} PERMANENT$", demo.show("neigh", "node-1"), re.M)
-    assert re.search(r"dev flannel\.1 dst 192\.168\.0\.12 self permanent$", demo.show("fdb", "node-1"), re.M)
+    assert re.search(
+        r"^10\.244\.2\.0 dev flannel\.1 lladdr ([0-9a-f]{2}:){5}[0-9a-f]{2} PERMANENT$",
+        demo.show("neigh", "node-1"),
+        re.M,
+    )
+    assert re.search(
+        r"dev flannel\.1 dst 192\.168\.0\.12 self permanent$", demo.show("fdb", "node-1"), re.M
+    )
 
 
 def test_neigh_after_trace_adds_resolved_entries(demo):
@@ -68,10 +92,15 @@ def test_neigh_after_trace_adds_resolved_entries(demo):
 
 
 def test_conntrack_after_trace(demo):
-    code, out, err = call("show", "conntrack", "node-1", "--after-trace", "frontend", "svc/backend:80")
+    code, out, err = call(
+        "show", "conntrack", "node-1", "--after-trace", "frontend", "svc/backend:80"
+    )
     assert code == 0
     line = out.splitlines()[0]
-    assert re.match(r"^tcp      6 86400 ESTABLISHED src=10\.244\.1\.2 dst=10\.\d+\.\d+\.\d+ sport=40000 dport=80 src=10\.244\.1\.3 dst=10\.244\.1\.2 sport=8080 dport=40000 \[ASSURED\] mark=0 use=1$", line)
+    assert re.match(
+        r"^tcp      6 86400 ESTABLISHED src=10\.244\.1\.2 dst=10\.\d+\.\d+\.\d+ sport=40000 dport=80 src=10\.244\.1\.3 dst=10\.244\.1\.2 sport=8080 dport=40000 \[ASSURED\] mark=0 use=1$",
+        line,
+    )
     assert err.endswith("conntrack v1.4.7 (conntrack-tools): 1 flow entries have been shown.\n")
     code, out, err = call("show", "conntrack", "node-1")
     assert (code, out) == (0, "") and "0 flow entries" in err
@@ -86,7 +115,11 @@ def test_names_resolve_and_unknown_names_are_usage_errors(demo):
     net = demo.network
     assert lv.resolve_netns(net, "node-1") == "node:node-1"
     assert lv.resolve_netns(net, "web") == "pod:default/web"
-    assert lv.resolve_netns(net, "default/web") == lv.resolve_netns(net, "pod/default/web") == "pod:default/web"
+    assert (
+        lv.resolve_netns(net, "default/web")
+        == lv.resolve_netns(net, "pod/default/web")
+        == "pod:default/web"
+    )
     assert lv.resolve_netns(net, "frontend").startswith("pod:default/frontend-")
     with pytest.raises(UsageError) as e:
         lv.resolve_netns(net, "nod-1")
@@ -101,9 +134,14 @@ def test_iptables_trace_lines(demo):
     lines = [x for x in text.splitlines() if x.startswith("TRACE:")]
     assert lines[0].startswith("TRACE: raw:OUTPUT:policy:1 IN= OUT=eth0 SRC=10.244.1.2 ")
     dnat = next(x for x in lines if x.startswith("TRACE: nat:KUBE-SEP-"))
-    assert re.search(r" IN=cni0 OUT= PHYSIN=veth[0-9a-f]{8} MAC=([0-9a-f]{2}:){13}[0-9a-f]{2} SRC=10\.244\.1\.2 DST=10\.\d+\.\d+\.\d+ LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=\d+ DF PROTO=TCP SPT=40000 DPT=80 SEQ=\d+ ACK=0 WINDOW=64860 RES=0x00 SYN URGP=0 OPT \([0-9A-F]{40}\)$", dnat)
+    assert re.search(
+        r" IN=cni0 OUT= PHYSIN=veth[0-9a-f]{8} MAC=([0-9a-f]{2}:){13}[0-9a-f]{2} SRC=10\.244\.1\.2 DST=10\.\d+\.\d+\.\d+ LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=\d+ DF PROTO=TCP SPT=40000 DPT=80 SEQ=\d+ ACK=0 WINDOW=64860 RES=0x00 SYN URGP=0 OPT \([0-9A-F]{40}\)$",
+        dnat,
+    )
     assert any(":KUBE-FORWARD:rule:" in x and "ACK SYN" in x for x in lines)  # the reply
-    code, out, _ = call("trace", "frontend", "svc/backend:80", "--seed", "1", "-o", "iptables-trace")
+    code, out, _ = call(
+        "trace", "frontend", "svc/backend:80", "--seed", "1", "-o", "iptables-trace"
+    )
     assert code == 0 and out == text
 
 
@@ -113,7 +151,9 @@ def test_colour_only_when_asked_or_on_a_terminal(demo, monkeypatch):
             return True
 
     assert use_colour("auto", Tty(), {}) and not use_colour("auto", Tty(), {"NO_COLOR": "1"})
-    assert not use_colour("auto", io.StringIO(), {}) and use_colour("always", io.StringIO(), {"NO_COLOR": "1"})
+    assert not use_colour("auto", io.StringIO(), {}) and use_colour(
+        "always", io.StringIO(), {"NO_COLOR": "1"}
+    )
     t = demo.trace("frontend", "svc/backend:80")
     tty = render_trace_tty(t)
     assert "\033[" in tty and "├─" in tty and "└─" in tty

@@ -33,7 +33,8 @@ CASES = {
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n labels: x\n",
         [
             "in.yaml:5:2: error: invalid YAML: expected <block end>, but found '<block mapping start>'\n"
-            "  hint: while parsing a block mapping at in.yaml:1:1"
+            "  hint: check the indentation: this line does not line up with the lines above "
+            "(while parsing a block mapping at in.yaml:1:1)"
         ],
     ),
     "unknown key": (
@@ -216,7 +217,8 @@ CASES = {
     "python tag": (
         "apiVersion: v1\nkind: Pod\nmetadata: !!python/object:os.system {name: a}\n",
         [
-            "in.yaml:3:11: error: metadata: unsupported YAML tag tag:yaml.org,2002:python/object:os.system"
+            "in.yaml:3:11: error: metadata: unsupported YAML tag !!python/object:os.system\n"
+            "  hint: podnet reads plain YAML only (strings, numbers, booleans, null, maps, lists)"
         ],
     ),
     "wrong protocol and taint effect": (

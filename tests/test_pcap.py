@@ -20,7 +20,18 @@ def demo():
 
 def tshark(path, *fields, filt=None):
     assert TSHARK, "tshark is not installed (CI installs it: apt-get install tshark)"
-    cmd = [TSHARK, "-n", "-r", str(path), "-d", "udp.port==8472,vxlan", "-T", "fields", "-E", "separator=/t"]
+    cmd = [
+        TSHARK,
+        "-n",
+        "-r",
+        str(path),
+        "-d",
+        "udp.port==8472,vxlan",
+        "-T",
+        "fields",
+        "-E",
+        "separator=/t",
+    ]
     if filt:
         cmd += ["-Y", filt]
     for f in fields:
@@ -34,7 +45,18 @@ def test_cross_node_service_decodes_vxlan_outer_and_inner(demo, tmp_path):
     f = tmp_path / "t.pcap"
     n = write_pcap(t, str(f), demo.network)
     assert n == sum(len(path_crossings(t, i)) for i in range(len(t.paths)))
-    rows = tshark(f, "vxlan.vni", "udp.dstport", "ip.src", "ip.dst", "tcp.flags.syn", "tcp.flags.ack", "tcp.srcport", "tcp.dstport", filt="vxlan")
+    rows = tshark(
+        f,
+        "vxlan.vni",
+        "udp.dstport",
+        "ip.src",
+        "ip.dst",
+        "tcp.flags.syn",
+        "tcp.flags.ack",
+        "tcp.srcport",
+        "tcp.dstport",
+        filt="vxlan",
+    )
     # two remote backends: SYN and SYN-ACK cross the underlay once each, per path
     assert len(rows) == 4
     for vni, dport, src, dst, syn, ack, sport, tdport in rows:

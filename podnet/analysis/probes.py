@@ -57,9 +57,15 @@ def _scalar(node, types, what, problems, key_pos, path):
 def load_probes(path: str) -> tuple[Probe, ...]:
     """Read and validate a probe file. Raises InputError with every problem found."""
     try:
-        text = Path(path).read_text()
+        data = Path(path).read_bytes()
     except OSError as e:
         raise InputError(Problem(f"cannot read probe file: {e.strerror}", path=path, hint="give the path of a YAML list of probes")) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise InputError(Problem(f"not UTF-8 text (byte 0x{data[e.start]:02x})", Pos(path, line, col), hint="save the file as UTF-8")) from None
     docs, problems = parse_yaml(text, path)
     if problems:
         raise InputError(problems)

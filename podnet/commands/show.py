@@ -21,15 +21,42 @@ EXAMPLES = """examples:
 
 
 def add(sub) -> None:
-    s = sub.add_parser("show", help="print a node's or Pod's routes, neighbours, FDB, addresses, links, rules or conntrack as Linux tools do", description="Print one view of a node's or Pod's network namespace in the format of the Linux tool that shows it: routes (ip route), neigh (ip neigh), fdb (bridge fdb), addr (ip addr), links (ip link), iptables (iptables-save), conntrack (conntrack -L).", epilog=EXAMPLES, formatter_class=RAW)
+    s = sub.add_parser(
+        "show",
+        help="print a node's or Pod's routes, neighbours, FDB, addresses, links, rules or conntrack as Linux tools do",
+        description="Print one view of a node's or Pod's network namespace in the format of the Linux tool that shows it: routes (ip route), neigh (ip neigh), fdb (bridge fdb), addr (ip addr), links (ip link), iptables (iptables-save), conntrack (conntrack -L).",
+        epilog=EXAMPLES,
+        formatter_class=RAW,
+    )
     s.add_argument("view", metavar="WHAT", choices=VIEWS, help=" | ".join(VIEWS))
-    s.add_argument("target", metavar="NODE-OR-POD", help="NODE, node/NODE, NS/POD, POD (in -n), pod/NS/POD")
+    s.add_argument(
+        "target", metavar="NODE-OR-POD", help="NODE, node/NODE, NS/POD, POD (in -n), pod/NS/POD"
+    )
     add_files(s)
-    s.add_argument("-n", "--namespace", default="default", help="namespace for Pod names without one (default: default)")
-    s.add_argument("--table", choices=["main", "local", "all"], default="main", help="routes: the table to list (default main)")
-    s.add_argument("--after-trace", nargs=2, metavar=("SRC", "DST"), help="first run this trace: conntrack shows its connections, neigh the neighbours it resolved")
-    s.add_argument("-p", "--port", type=int, help="--after-trace: destination port when DST has none")
-    s.add_argument("--protocol", choices=["tcp", "udp", "sctp"], type=str.lower, help="--after-trace: protocol")
+    s.add_argument(
+        "-n",
+        "--namespace",
+        default="default",
+        help="namespace for Pod names without one (default: default)",
+    )
+    s.add_argument(
+        "--table",
+        choices=["main", "local", "all"],
+        default="main",
+        help="routes: the table to list (default main)",
+    )
+    s.add_argument(
+        "--after-trace",
+        nargs=2,
+        metavar=("SRC", "DST"),
+        help="first run this trace: conntrack shows its connections, neigh the neighbours it resolved",
+    )
+    s.add_argument(
+        "-p", "--port", type=int, help="--after-trace: destination port when DST has none"
+    )
+    s.add_argument(
+        "--protocol", choices=["tcp", "udp", "sctp"], type=str.lower, help="--after-trace: protocol"
+    )
 
 
 def run(args, out, err) -> int:
@@ -43,7 +70,9 @@ def run(args, out, err) -> int:
     paths = ()
     if args.after_trace:
         src, dst = args.after_trace
-        trace = loaded.trace(src, dst, namespace=args.namespace, port=args.port, protocol=args.protocol)
+        trace = loaded.trace(
+            src, dst, namespace=args.namespace, port=args.port, protocol=args.protocol
+        )
         paths = trace.paths[:1]
     if args.view == "routes":
         out.write(lv.ip_route(netns, args.table))

@@ -7,6 +7,7 @@ one :class:`podnet.errors.InputError` at the checkpoints, so nothing half-built 
 
 from __future__ import annotations
 
+from podnet.control.addons import ADDON_FILE, add_cluster_addons
 from podnet.control.endpointslices import plan_endpoint_slices
 from podnet.control.ipam import allocate_ips
 from podnet.control.namespaces import namespaces_named, plan_namespaces
@@ -27,11 +28,12 @@ def _checkpoint(report: Report) -> None:
         raise InputError(report.errors)
 
 
-def plan(inputs: Inputs, *, scheduler: str = "auto") -> Cluster:
+def plan(inputs: Inputs, *, scheduler: str = "auto", cluster_dns: bool = True) -> Cluster:
     """Play the control plane over the loaded inputs and return the running cluster.
 
     ``scheduler`` picks how nodes are scored ("auto", "explicit", "fast"); the result is the
-    same, "explicit" keeps every node's verdict in ``Cluster.schedule``.
+    same, "explicit" keeps every node's verdict in ``Cluster.schedule``. ``cluster_dns=False``
+    leaves out what kubeadm adds (podnet.control.addons: the ``kubernetes`` Service, kube-dns).
 
     >>> from podnet.model.spec import Inputs
     >>> c = plan(Inputs())
@@ -39,10 +41,13 @@ def plan(inputs: Inputs, *, scheduler: str = "auto") -> Cluster:
     ('node-1', '192.168.0.11', '10.244.1.0/24')
     """
     report = Report()
-    order = SourceOrder(inputs.files)
+    order = SourceOrder((ADDON_FILE, *inputs.files))  # kubeadm's objects come first
 
-    # 1-2: nodes and namespaces; everything after needs them whole.
+    # 1-2: nodes, kubeadm's objects (kubernetes Service, cluster DNS) and namespaces; everything
+    # after needs them whole.
     nodes = plan_nodes(inputs, mentioned_nodes(inputs, order), report)
+    if cluster_dns:
+        inputs = add_cluster_addons(inputs, nodes, report)
     namespaces = plan_namespaces(inputs, namespaces_named(inputs), report)
     _checkpoint(report)
 

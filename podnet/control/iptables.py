@@ -22,6 +22,8 @@ name, as iptables-save lists them (libiptc keeps chains sorted; iptables-nft sor
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from itertools import chain as ichain
 
 from podnet.control import kubeproxy_chains as kc
@@ -119,7 +121,7 @@ def _base_segments(state: ProxyState):
 
 
 def node_tables(
-    cluster: Cluster, node: str, *, options: KubeProxyOptions = DEFAULT_OPTIONS
+    cluster: Cluster, node: str, *, options: KubeProxyOptions | None = None
 ) -> tuple[Table, ...]:
     """The iptables tables of ``node``'s host namespace: mangle, raw, filter, nat.
 
@@ -128,6 +130,8 @@ def node_tables(
     kube-proxy's rules are present when ``cluster.config.proxy_mode`` is ``iptables``; flannel's
     when the network plugin is flannel.
     """
+    if options is None:
+        options = replace(DEFAULT_OPTIONS, nfacct=cluster.config.nfacct)
     n = cluster.node(node)
     with_proxy = cluster.config.proxy_mode == "iptables"
     user: dict[str, list[Chain]] = {t: [] for t in TABLE_ORDER}

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from ipaddress import IPv4Address
 
+from podnet.control.addons import is_addon
 from podnet.control.naming import NameGenerator
 from podnet.control.nodes import unknown_node_hint
 from podnet.control.report import Report
@@ -164,9 +165,17 @@ def place(
             try:
                 decision = sched.schedule(d.spec, key)
             except Unschedulable as e:
+                if is_addon(d.spec.meta):  # kubeadm's CoreDNS stays Pending: DNS fails, not the input
+                    report.warn(f"Pod {key} cannot be scheduled: {e.message}", d.src, d.prefix)
+                    continue
                 failed += 1
                 if failed <= MAX_SCHEDULING_ERRORS:
-                    report.error(f"Pod {key} cannot be scheduled: {e.message}", d.src, d.prefix)
+                    report.error(
+                        f"Pod {key} cannot be scheduled: {e.message}",
+                        d.src,
+                        d.prefix,
+                        hint=per_node_hint(e.verdicts),
+                    )
                 continue
             node = by_name[decision.node]
             decisions.append(decision)
@@ -178,6 +187,24 @@ def place(
     if failed > MAX_SCHEDULING_ERRORS:
         report.error(f"... and {failed - MAX_SCHEDULING_ERRORS} more Pods cannot be scheduled")
     return tuple(decisions)
+
+
+MAX_HINT_NODES = 5
+"""Nodes named one by one in an unschedulable Pod's hint; the rest are counted."""
+
+
+def per_node_hint(verdicts: Sequence) -> str | None:
+    """Which filter rejected each node, for an unschedulable Pod's hint (None without verdicts).
+
+    >>> from podnet.model.cluster import NodeVerdict
+    >>> per_node_hint([NodeVerdict("n1", ("Insufficient cpu",)), NodeVerdict("n2", ("Too many pods",))])
+    'n1: Insufficient cpu; n2: Too many pods'
+    """
+    shown = [f"{v.node}: {', '.join(v.reasons)}" for v in verdicts[:MAX_HINT_NODES] if v.reasons]
+    if not shown:
+        return None
+    more = len(verdicts) - MAX_HINT_NODES
+    return "; ".join(shown) + (f"; ... and {more} more nodes" if more > 0 else "")
 
 
 def to_pods(drafts: Sequence[PodDraft]) -> tuple[Pod, ...]:

@@ -146,6 +146,7 @@ def expand(
     t = w.template
     src = w.meta.src
     out: list[PodDraft] = []
+    report.event("api-server", "create", f"{w.kind}/{ns}/{name}", "validated, stored in etcd")
 
     def make(pod_name: str, template: PodTemplate, owner: tuple[str, str], i: int, **kw: Any):
         meta = Meta(pod_name, ns, template.labels, template.annotations, src=src)

@@ -62,12 +62,13 @@ def read_cluster(top: Cursor) -> tuple[ClusterConfig, list[NodeSpec]]:
         net.known(("plugin", "backend"))
         plugin = net.str("plugin", default=plugin, choices=("flannel",)) or plugin
         backend = net.str("backend", default=backend, choices=BACKENDS) or backend
-    mode, masq_all = DEFAULTS.proxy_mode, DEFAULTS.masquerade_all
+    mode, masq_all, nfacct = DEFAULTS.proxy_mode, DEFAULTS.masquerade_all, DEFAULTS.nfacct
     proxy = spec.map("kubeProxy")
     if proxy is not None:
-        proxy.known(("mode", "masqueradeAll"))
+        proxy.known(("mode", "masqueradeAll", "nfacct"))
         mode = proxy.str("mode", default=mode, choices=("iptables",)) or mode
         masq_all = proxy.bool("masqueradeAll", default=masq_all)
+        nfacct = proxy.bool("nfacct", default=nfacct)
     nodes = read_cluster_nodes(spec)
     config = ClusterConfig(
         name=name,
@@ -79,6 +80,7 @@ def read_cluster(top: Cursor) -> tuple[ClusterConfig, list[NodeSpec]]:
         backend=backend,
         proxy_mode=mode,
         masquerade_all=masq_all,
+        nfacct=nfacct,
         src=object_source(top),
     )
     return config, nodes

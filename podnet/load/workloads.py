@@ -149,7 +149,7 @@ def _containers(spec: Cursor, key: str, init: bool, required: bool) -> list[tupl
         c.known(_CONTAINER_READ, _CONTAINER_IGNORED)
         name = checked_name(c, "name", DNS1123_LABEL)
         image = c.str("image", default="") or ""
-        ports = tuple(p for p in (_container_port(p) for p in c.maps("ports")) if p is not None)
+        ports = _container_ports(c)
         requests = Resources()
         res = c.map("resources")
         if res is not None:
@@ -165,6 +165,23 @@ def _containers(spec: Cursor, key: str, init: bool, required: bool) -> list[tupl
         if name is not None:
             out.append((Container(name, image, ports, requests, init), c.path))
     return out
+
+
+def _container_ports(c: Cursor) -> tuple[ContainerPort, ...]:
+    # A port name is unique within a container (kubernetes pkg/apis/core/validation/validation.go,
+    # validateContainerPorts): a Service's named targetPort would otherwise be ambiguous.
+    out: list[ContainerPort] = []
+    names: dict[str, str] = {}
+    for p in c.maps("ports"):
+        port = _container_port(p)
+        name = port.name if port is not None else None
+        if name and name in names:
+            p.error(f"duplicate port name '{name}' (also at {names[name]})", "name")
+        elif name:
+            names[name] = p.path
+        if port is not None:
+            out.append(port)
+    return tuple(out)
 
 
 def _container_port(p: Cursor) -> ContainerPort | None:

@@ -306,7 +306,12 @@ class _Builder:
         node = YMap(self.file, mark) if is_map else YSeq(self.file, mark)
         stack.append([node, None, not is_map, None, event.anchor, False])
         if event.tag not in (_MAP_TAGS if is_map else _SEQ_TAGS):
-            raise self.fatal(f"unsupported YAML tag {event.tag}", node.pos, _path(stack[:-1]))
+            raise self.fatal(
+                f"unsupported YAML tag {_tag_text(event.tag)}",
+                node.pos,
+                _path(stack[:-1]),
+                hint=PLAIN_ONLY,
+            )
         if len(stack) > MAX_DEPTH:
             raise self.abort(
                 f"nesting deeper than {MAX_DEPTH} levels",
@@ -345,9 +350,9 @@ class _Builder:
             value = MERGE
         else:
             raise self.fatal(
-                f"unsupported YAML tag {tag}",
+                f"unsupported YAML tag {_tag_text(tag)}",
                 self.pos(event.start_mark),
-                hint="podnet reads plain YAML only (strings, numbers, booleans, null, maps, lists)",
+                hint=PLAIN_ONLY,
             )
         return YScalar(self.file, event.start_mark, value, text)
 
@@ -425,6 +430,18 @@ class _Builder:
         node.members = merged
 
 
+PLAIN_ONLY = "podnet reads plain YAML only (strings, numbers, booleans, null, maps, lists)"
+
+
+def _tag_text(tag: str) -> str:
+    """A tag as it was written: ``!!python/object`` rather than its long form.
+
+    >>> _tag_text("tag:yaml.org,2002:python/object:os.system"), _tag_text("!Ref")
+    ('!!python/object:os.system', '!Ref')
+    """
+    return "!!" + tag[len(_T) :] if tag.startswith(_T) else tag
+
+
 def _path(stack: list[list]) -> str:
     """The dotted path of the value being built (for messages)."""
     path = ""
@@ -461,6 +478,16 @@ class _Merge:
 MERGE = _Merge()
 
 
+# What the parser's wording usually means, for a reader who does not know YAML's grammar.
+_SYNTAX_HINTS = (
+    ("'\\t'", "indent with spaces: YAML does not allow tabs in indentation"),
+    ("expected <block end>", "check the indentation: this line does not line up with the lines above"),
+    ("mapping values are not allowed", "quote a value that contains ': ', or check the indentation"),
+    ("end of stream", "a quote or bracket opened above is never closed"),
+    ("expected ',' or", "a '{' or '[' opened above is not closed where expected"),
+)
+
+
 def _syntax_problem(file: str, exc: yaml.YAMLError) -> Problem:
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
@@ -472,6 +499,9 @@ def _syntax_problem(file: str, exc: yaml.YAMLError) -> Problem:
             if exc.context_mark is not None:
                 cm = exc.context_mark
                 hint += f" at {Pos(file, cm.line + 1, cm.column + 1)}"
+        advice = next((a for key, a in _SYNTAX_HINTS if key in message), None)
+        if advice:
+            hint = f"{advice} ({hint})" if hint else advice
         return Problem(message, pos, hint=hint)
     return Problem(f"invalid YAML: {exc}", Pos(file, 1, 1))
 

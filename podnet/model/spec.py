@@ -108,6 +108,9 @@ class ClusterConfig:
     backend: str = "vxlan"  # vxlan | host-gw
     proxy_mode: str = "iptables"
     masquerade_all: bool = False
+    # kube-proxy adds `-m nfacct` counters only where the kernel has nfnetlink_acct
+    # (pkg/proxy/iptables/proxier.go); off by default so the rules load on every kernel.
+    nfacct: bool = False
     src: Source = NO_SOURCE
 
 

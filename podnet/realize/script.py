@@ -31,6 +31,12 @@ from podnet.model.dataplane import Link, Netns
 from podnet.realize.names import UNDERLAY_BRIDGE, RunNames
 
 UNDERLAY_MTU = 1500
+# Not the emulator's: Linux sends ICMP errors (a REJECT's port unreachable, too) to one
+# destination at most 6 in a burst, then one a second (net/ipv4/icmp.c icmpv4_xrlim_allow,
+# net.ipv4.icmp_ratelimit=1000 ms). `podnet verify` rejects dozens of probes from one client at
+# once, so with the limit on, later refusals arrive as timeouts: the limit is off in every
+# realized node and the gateway (a measurement setting; podnet models no ICMP rate limit).
+MEASUREMENT_SYSCTLS = (("net.ipv4.icmp_ratelimit", "0"), ("net.ipv4.icmp_ratemask", "0"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +135,8 @@ def netns_script(ns: Netns, names: RunNames, tables_text: str | None = None) -> 
         if e.dst is not None and e.self_
     )
     sysctls = tuple(sorted((k, str(v)) for k, v in ns.sysctls.items()))
+    if ns.kind == "node":
+        sysctls += MEASUREMENT_SYSCTLS
     return NetnsScript(
         emulated=ns.name,
         netns=names.netns(ns.name),
@@ -211,6 +219,7 @@ def gateway_script(
         ("net.ipv4.conf.all.send_redirects", "0"),
         ("net.ipv4.conf.eth0.send_redirects", "0"),
         ("net.ipv4.ip_forward", "1"),
+        *MEASUREMENT_SYSCTLS,
     )
     return NetnsScript("gateway", names.gateway, ip=tuple(ip), sysctls=sysctls)
 

@@ -89,7 +89,9 @@ def _lines_for(rec: NfTrace, reply: bool, mtu: int, local: bool) -> list[str]:
         # tables after nat see the translated packet; a rule is logged before its target acts
         after = changed and table in tables and tables.index(table) > nat_at
         p = rec.after if after else rec.packet
-        line = f"TRACE: {table}:{chain}:{kind}:{num} {devs}{packet_fields(p, reply, mtu, local=local)}"
+        line = (
+            f"TRACE: {table}:{chain}:{kind}:{num} {devs}{packet_fields(p, reply, mtu, local=local)}"
+        )
         out.append(line.rstrip())
     return out
 
@@ -123,7 +125,9 @@ def render_iptables_trace(trace: Trace, network=None) -> str:
     for n, path in enumerate(trace.paths, 1):
         if lines:
             lines.append("")
-        lines.append(f"# path {n}/{len(trace.paths)}  {path.disposition}{'  -> ' + path.endpoint if path.endpoint else ''}")
+        lines.append(
+            f"# path {n}/{len(trace.paths)}  {path.disposition}{'  -> ' + path.endpoint if path.endpoint else ''}"
+        )
         lines += render_leg(path.forward, False, leg_mtu(path.forward, mtu))
         if path.reply is not None:
             lines.append(f"# reply  {path.reply.disposition}")

@@ -71,7 +71,9 @@ def _netnsids(netns: Netns) -> dict[str, int]:
 
 
 def _link_lines(network, netns: Netns, link: Link, ids: dict[str, int], mode: bool) -> list[str]:
-    head = f"{link.index}: {_name(network, link)}: {_flags(link)} mtu {link.mtu} qdisc {_qdisc(link)} "
+    head = (
+        f"{link.index}: {_name(network, link)}: {_flags(link)} mtu {link.mtu} qdisc {_qdisc(link)} "
+    )
     if link.master:
         head += f"master {link.master} "
     head += f"state {_state(link)} "
@@ -199,7 +201,13 @@ def resolve_netns(network, text: str, namespace: str = "default", resolver=None)
         found = network.node_netns(rest)
         if found is None:
             names = [n.name for n in network.cluster.nodes]
-            raise UsageError(Problem(f"no node '{rest}'", path="NODE-OR-POD", hint=did_you_mean(rest, names) or f"nodes: {', '.join(names[:10])}"))
+            raise UsageError(
+                Problem(
+                    f"no node '{rest}'",
+                    path="NODE-OR-POD",
+                    hint=did_you_mean(rest, names) or f"nodes: {', '.join(names[:10])}",
+                )
+            )
         return found
     if kind == "pod" and rest:
         ns, _, name = rest.rpartition("/")
@@ -211,7 +219,13 @@ def resolve_netns(network, text: str, namespace: str = "default", resolver=None)
         as_node = network.node_netns(text)
         as_pod = network.pod_netns(f"{ns}/{name}")
         if as_node and as_pod and as_node != as_pod:
-            raise UsageError(Problem(f"'{text}' is both a node and a Pod in namespace {ns}", path="NODE-OR-POD", hint=f"say node/{text} or pod/{ns}/{text}"))
+            raise UsageError(
+                Problem(
+                    f"'{text}' is both a node and a Pod in namespace {ns}",
+                    path="NODE-OR-POD",
+                    hint=f"say node/{text} or pod/{ns}/{text}",
+                )
+            )
         if as_node:
             return as_node
     found = network.pod_netns(f"{ns}/{name}")
@@ -230,6 +244,17 @@ def resolve_netns(network, text: str, namespace: str = "default", resolver=None)
 
         nodes = closest(text, [n.name for n in network.cluster.nodes])
         pods = e.problems[0].hint or ""
-        hint = ("did you mean node " + " or ".join(f"'{n}'" for n in nodes) + "?" + (f" (Pods: {pods})" if pods.startswith("did") else "")) if nodes else pods
-        raise UsageError(Problem(f"no node or Pod '{text}'", path="NODE-OR-POD", hint=hint)) from None
+        hint = (
+            (
+                "did you mean node "
+                + " or ".join(f"'{n}'" for n in nodes)
+                + "?"
+                + (f" (Pods: {pods})" if pods.startswith("did") else "")
+            )
+            if nodes
+            else pods
+        )
+        raise UsageError(
+            Problem(f"no node or Pod '{text}'", path="NODE-OR-POD", hint=hint)
+        ) from None
     return network.pod_netns(pod.key)

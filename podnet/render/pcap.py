@@ -63,7 +63,14 @@ def _l4(packet: Packet, reply: bool, mtu: int):
     if packet.proto == "sctp":
         tag = tcp_seq(packet, reply)[0]
         chunk = SCTPChunkInitAck(init_tag=tag) if reply else SCTPChunkInit(init_tag=tag)
-        return SCTP(sport=packet.sport, dport=packet.dport, tag=tcp_seq(packet, False)[0] if reply else 0) / chunk
+        return (
+            SCTP(
+                sport=packet.sport,
+                dport=packet.dport,
+                tag=tcp_seq(packet, False)[0] if reply else 0,
+            )
+            / chunk
+        )
     # ICMP echo: podnet uses the ports as the echo id
     return ICMP(type=0 if reply else 8, id=packet.sport & 0xFFFF, seq=1) / (b"\x00" * ICMP_DATA)
 
@@ -75,7 +82,14 @@ def build_frame(c: Crossing, mtu: int = DEFAULT_MTU):
     from scapy.layers.vxlan import VXLAN
 
     p = c.packet
-    inner_ip = IP(src=str(p.src), dst=str(p.dst), ttl=p.ttl, id=ip_id(p, c.reply), flags="DF", proto={"tcp": 6, "udp": 17, "sctp": 132, "icmp": 1}[p.proto])
+    inner_ip = IP(
+        src=str(p.src),
+        dst=str(p.dst),
+        ttl=p.ttl,
+        id=ip_id(p, c.reply),
+        flags="DF",
+        proto={"tcp": 6, "udp": 17, "sctp": 132, "icmp": 1}[p.proto],
+    )
     inner = inner_ip / _l4(p, c.reply, mtu)
     if p.encap is None:
         return Ether(src=c.src_mac, dst=c.dst_mac) / inner

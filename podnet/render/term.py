@@ -98,11 +98,15 @@ def _leg_lines(leg: Leg, indent: str) -> list[str]:
 
 def _path_lines(path: Path, index: int, total: int) -> list[str]:
     who = f"  -> {_c(BOLD, path.endpoint)}" if path.endpoint else ""
-    out = [f"{_c(BOLD, f'path {index}/{total}')}  p={fmt_prob(path.probability)}  {_disposition(path.disposition)}{who}"]
+    out = [
+        f"{_c(BOLD, f'path {index}/{total}')}  p={fmt_prob(path.probability)}  {_disposition(path.disposition)}{who}"
+    ]
     out.append(f"  {path.forward.reason}")
     out += _leg_lines(path.forward, "  ")
     if path.reply is not None:
-        out.append(f"  {_c(BOLD, 'reply')}: {_disposition(path.reply.disposition)}  {path.reply.reason}")
+        out.append(
+            f"  {_c(BOLD, 'reply')}: {_disposition(path.reply.disposition)}  {path.reply.reason}"
+        )
         out += _leg_lines(path.reply, "  ")
     return out
 

@@ -152,8 +152,11 @@ def tcp_options(packet: Packet, reply: bool, mtu: int) -> bytes:
     """
     tsval, tsecr = tcp_tsval(packet, reply)
     return (
-        bytes([2, 4]) + mss_for(mtu).to_bytes(2, "big")
-        + bytes([4, 2, 8, 10]) + tsval.to_bytes(4, "big") + tsecr.to_bytes(4, "big")
+        bytes([2, 4])
+        + mss_for(mtu).to_bytes(2, "big")
+        + bytes([4, 2, 8, 10])
+        + tsval.to_bytes(4, "big")
+        + tsecr.to_bytes(4, "big")
         + bytes([1, 3, 3, WSCALE])
     )
 

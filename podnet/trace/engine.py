@@ -329,9 +329,9 @@ class Engine:
         fl = fl.enter(self.view.node_of(netns), netns, device, direction)
         key = _flow_key(netns, device, direction, fl.packet)
         if key in fl.seen:
-            return fl, self._end(fl, "LOOP", f"the packet comes back to {device} of {netns} unchanged: a forwarding loop")
+            return fl, self._end(fl, "LOOP", f"the packet comes back to {device} of {netns} unchanged: a forwarding loop {_cycle(fl.hops, key)}")
         if len(fl.hops) > MAX_HOPS:
-            return fl, self._end(fl, "LOOP", f"more than {MAX_HOPS} hops: a forwarding loop")
+            return fl, self._end(fl, "LOOP", f"more than {MAX_HOPS} hops: a forwarding loop (the last hops: {_walk(fl.hops[-8:])} -> {netns} {device} {direction})")
         return fl.update(seen=fl.seen | {key}), None
 
     def _end(self, fl: Flight, disposition: str, reason: str, *, endpoint: str | None = None, netns: str | None = None, step: Step | None = None) -> End:
@@ -340,6 +340,23 @@ class Engine:
         if step is not None:
             fl = fl.step(step)
         return End(fl, disposition, reason, endpoint=endpoint, netns=netns)
+
+
+def _walk(hops, limit: int = 12) -> str:
+    """The hops as ``NETNS DEVICE DIRECTION`` joined by arrows (the first ``limit`` of them)."""
+    names = [f"{h.netns} {h.device} {h.direction}" for h in hops[:limit]]
+    if len(hops) > limit:
+        names.append(f"... {len(hops) - limit} more")
+    return " -> ".join(names)
+
+
+def _cycle(hops, key: tuple) -> str:
+    """The hops that repeat: from the first visit of ``key``'s device back to it."""
+    netns, device, direction = key[:3]
+    for i, h in enumerate(hops):
+        if (h.netns, h.device, h.direction) == (netns, device, direction) and _flow_key(netns, device, direction, h.packet) == key:
+            return f"through {_walk(hops[i:])} -> {netns} {device} {direction} again"
+    return f"at {netns} {device} {direction}"
 
 
 def _d(**kw):

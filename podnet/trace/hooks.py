@@ -193,8 +193,12 @@ def _add_recent(recent: FrozenDict, netns: str, items) -> FrozenDict:
 def _ending(fl: Flight, disposition: str, oc, netns: str, hook: str) -> End:
     last = next((s for s in reversed(oc.steps) if s.rule), None)
     if last is not None:
-        how = "refused (REJECT)" if disposition == "REJECTED" else "silently dropped"
-        reason = f"{how} in {netns} by {last.table} {last.chain} rule {last.rulenum}: {last.rule}"
+        if disposition == "REJECTED":
+            # REJECT answers with ICMP port unreachable: connect() fails at once (ECONNREFUSED)
+            how, seen = "rejected", "the client is refused at once"
+        else:
+            how, seen = "dropped", "the client hears nothing and times out"
+        reason = f"{how} in {netns} by {last.table} {last.chain} rule {last.rulenum}: {last.rule} ({seen})"
     else:
         reason = f"{hook} policy of {netns} drops it"
     return End(fl, disposition, reason)
