@@ -115,11 +115,25 @@ class LoadedCluster:
             raise UsageError(Problem(f"no view '{view}'", path="view", hint=did_you_mean(view, views) or "views: " + ", ".join(views)))
         return views[view]()
 
-    def iptables_save(self, node: str) -> str:
-        """The node's rules as ``iptables-save`` prints them."""
-        from podnet.render.iptables_save import render_tables
+    def iptables_save(self, node: str, fmt: str = "restore") -> str:
+        """The node's rules in ``iptables-save`` format.
 
-        return render_tables(self.network.get(f"node:{node}").tables)
+        ``fmt``: ``restore`` (what kube-proxy and flannel hand to iptables-restore), ``kernel``
+        (what iptables-save prints back after the kernel round trip) or ``kube-proxy`` (only
+        what one kube-proxy sync writes, sorted as kube-proxy's golden tests compare rule sets).
+        """
+        from podnet.render.iptables_save import kube_proxy_sorted, render_tables
+
+        if fmt == "kube-proxy":
+            from dataclasses import replace
+
+            from podnet.control.kubeproxy import DEFAULT_OPTIONS
+            from podnet.control.kubeproxy_sync import restore_text
+
+            options = replace(DEFAULT_OPTIONS, nfacct=self.cluster.config.nfacct)
+            return kube_proxy_sorted(restore_text(self.cluster, node, options))
+        tables = self.network.get(f"node:{node}").tables
+        return render_tables(tables, kernel=fmt == "kernel")
 
 
 def load(*paths: str, recursive: bool = False, progress=None) -> LoadedCluster:

@@ -114,3 +114,16 @@ def test_check_probe_file_errors_point_at_the_key(tmp_path):
     assert code == 2
     assert f"{f}:2:3: error: [0].servce: unknown probe key 'servce'" in err
     assert "did you mean 'service'?" in err
+
+
+def test_iptables_save_formats():
+    code, kube, _ = call("iptables-save", "--node", "node-2", "--format", "kube-proxy")
+    assert code == 0
+    assert "FLANNEL" not in kube and ":KUBE-NODEPORTS - [0:0]" in kube.splitlines()[1]
+    lines = kube.splitlines()
+    nat = lines.index("*nat")
+    services = [ln for ln in lines[nat:] if ln.startswith("-A KUBE-SERVICES")]
+    assert "must be the last rule" in services[-1]
+    code, kernel, _ = call("iptables-save", "--node", "node-2", "--format", "kernel")
+    assert code == 0
+    assert any(" -d 10." in ln and "/32 -p tcp -m tcp" in ln for ln in kernel.splitlines())

@@ -16,6 +16,8 @@ from podnet.load.yamlpos import Document, parse_yaml
 from podnet.model.base import Pos
 
 YAML_SUFFIXES = (".yaml", ".yml")
+MAX_FILE_BYTES = 512 * 2**20
+"""The largest file read (512 MiB, several times a 150,000-Pod cluster's manifests)."""
 
 
 def expand_paths(paths: Sequence[str], recursive: bool, ctx: Ctx) -> list[str]:
@@ -75,9 +77,19 @@ def read_documents(file: str, ctx: Ctx) -> list[Document]:
     """The documents of one file; unreadable files and YAML problems are reported."""
     try:
         with open(file, "rb") as fh:
-            data = fh.read()
+            # A regular file's size is known before reading; anything else (a pipe, /dev/zero)
+            # is read at most one byte over the limit, so memory stays bounded either way.
+            size = os.fstat(fh.fileno()).st_size
+            data = fh.read(MAX_FILE_BYTES + 1) if size <= MAX_FILE_BYTES else b""
     except OSError as exc:
         ctx.error(f"cannot read {file!r}: {exc.strerror or exc}", None)
+        return []
+    if len(data) > MAX_FILE_BYTES or size > MAX_FILE_BYTES:
+        ctx.error(
+            f"file {file!r} is larger than {MAX_FILE_BYTES // 2**20} MiB",
+            None,
+            hint="podnet refuses files this large; split the manifests into several files",
+        )
         return []
     try:
         text = data.decode("utf-8-sig")

@@ -3,11 +3,13 @@ forwards, each answered from that namespace's own state through the network's in
 
 from __future__ import annotations
 
+import dataclasses
 from ipaddress import IPv4Address
 
 from podnet.dataplane.bridge import fdb_lookup, is_bridge_own, vxlan_remote
 from podnet.dataplane.neigh import neigh_lookup
 from podnet.dataplane.routing import select_src
+from podnet.dataplane.rulevalues import RuleError
 from podnet.dataplane.ruleset import Ruleset
 from podnet.model.dataplane import FdbEntry, Link, Neighbor, Route
 from podnet.model.trace import Packet
@@ -77,7 +79,11 @@ class NetView:
     def ruleset(self, name: str) -> Ruleset:
         rs = self._rulesets.get(name)
         if rs is None:
-            rs = self._rulesets[name] = Ruleset.from_tables(self.netns(name).tables)
+            try:
+                rs = Ruleset.from_tables(self.netns(name).tables)
+            except RuleError as e:  # name the namespace: the ruleset's own messages cannot
+                raise RuleError([dataclasses.replace(p, path=f"{name} {p.path}".strip(), hint=p.hint or f"iptables-restore would refuse the rules of {name} too: nothing was traced") for p in e.problems]) from None
+            self._rulesets[name] = rs
         return rs
 
     def ipsets(self, name: str) -> dict:
