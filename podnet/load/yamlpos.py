@@ -367,10 +367,18 @@ class _Builder:
         pos = self.pos(event.start_mark)
         name = event.anchor
         if name in self.open_anchors:
-            raise self.fatal(f"recursive alias *{name}", pos)
+            raise self.fatal(
+                f"recursive alias *{name}",
+                pos,
+                hint=f"*{name} stands inside the node anchored &{name}: it would contain itself",
+            )
         node = self.anchors.get(name)
         if node is None:
-            raise self.fatal(f"undefined alias *{name}", pos)
+            raise self.fatal(
+                f"undefined alias *{name}",
+                pos,
+                hint=f"an alias must follow its anchor &{name} in the same document",
+            )
         if isinstance(node, YMap | YSeq):
             size, height = self.measure(node)
             self.count(size, height + depth, pos)
