@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import re
 import sys
 from collections.abc import Sequence
 from enum import IntEnum
@@ -16,7 +17,7 @@ from typing import TextIO
 
 from podnet import __version__
 from podnet.commands import COMMANDS
-from podnet.errors import PodnetError, Problem
+from podnet.errors import PodnetError, Problem, did_you_mean
 
 
 class ExitStatus(IntEnum):
@@ -29,7 +30,12 @@ class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so usage errors are exit 2 with our message."""
 
     def error(self, message: str):
-        raise PodnetError(Problem(message, path=self.prog, hint=f"see '{self.prog} --help'"))
+        hint = f"see '{self.prog} --help'"
+        m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+        if m:  # a misspelt command or choice: name the closest ones first
+            close = did_you_mean(m.group(1), [c.strip("'") for c in m.group(2).split(", ")])
+            hint = f"{close} ({hint})" if close else hint
+        raise PodnetError(Problem(message, path=self.prog, hint=hint))
 
 
 def _modules():

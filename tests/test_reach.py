@@ -23,8 +23,8 @@ def test_e2e_matrix_via_service_matches_probes():
     loaded = podnet.load(str(CASE / "manifests.yaml"))
     r = compute_reach(
         loaded,
-        parse_selector(None),
-        parse_selector(None),
+        parse_selector("pod"),  # the model's Pods (label pod=<name>), not cluster add-ons
+        parse_selector("pod"),
         port=80,
         protocol="tcp",
         via_service=True,
@@ -64,10 +64,10 @@ def test_classes_equal_brute_force(tmp_path):
     pods = {p.key: p for p in loaded.cluster.pods}
     assert pod_class(loaded.cluster, pods["x/a"]) == pod_class(loaded.cluster, pods["x/a2"])
     for kw in ({"port": 80}, {"port": 81, "via_service": False}, {}):
-        r = compute_reach(loaded, parse_selector(None), parse_selector(None), **kw)
+        r = compute_reach(loaded, parse_selector("pod"), parse_selector("pod"), **kw)
         assert r.traces < len(r.sources) * (len(r.dests) - 1)
         assert tuple(tuple(c.verdict for c in row) for row in r.cells) == brute_force(
-            loaded, parse_selector(None), parse_selector(None), **kw
+            loaded, parse_selector("pod"), parse_selector("pod"), **kw
         )
 
 

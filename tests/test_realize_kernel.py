@@ -1,0 +1,167 @@
+"""podnet realize/verify against the real kernel (root, Linux, iproute2, iptables).
+
+Where the machine cannot realize networks these tests skip with the reason, except when
+PODNET_KERNEL_TESTS=1 (set by .ci/run, which runs as root on a machine that can): there a
+missing capability fails with the reason.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+import podnet
+from podnet.analysis.probes import load_probes
+from podnet.errors import PodnetError
+from podnet.realize import lifecycle, system
+from podnet.realize.names import run_prefix
+from podnet.realize.report import render_verify_text, summary
+from podnet.realize.verify import verify
+
+ROOT = Path(__file__).resolve().parents[1]
+CASES = Path(__file__).parent / "conformance"
+TOPOLOGIES = ROOT / "podnet" / "topologies"
+
+
+def _capable() -> str | None:
+    missing = system.missing_requirements((*system.TOOLS, "ipset"))
+    if missing:
+        return "missing " + "; ".join(missing)
+    probe = f"pnktest{os.getpid()}"
+    try:
+        cp = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
+        if cp.returncode:
+            return f"cannot create a network namespace: {cp.stderr.strip()}"
+        cp = subprocess.run(["ip", "-n", probe, "link", "add", "flannel.1", "type", "vxlan", "id", "1", "dstport", "8472", "local", "192.168.0.11", "nolearning"], capture_output=True, text=True)
+        if cp.returncode:
+            return f"no VXLAN devices: {cp.stderr.strip()}"
+        cp = subprocess.run(["ip", "netns", "exec", probe, "test", "-d", "/proc/sys/net/bridge"])
+        if cp.returncode:
+            return "br_netfilter is not loaded (modprobe br_netfilter)"
+    finally:
+        subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+    return None
+
+
+REASON = _capable()
+if REASON is not None:
+    if os.environ.get("PODNET_KERNEL_TESTS") == "1":
+        pytest.fail(f"the kernel tests must run here (PODNET_KERNEL_TESTS=1) but: {REASON}", pytrace=False)
+    pytestmark = pytest.mark.skip(reason=f"cannot realize networks here: {REASON}")
+
+
+def _host_snapshot() -> dict:
+    def out(*argv):
+        return subprocess.run(list(argv), capture_output=True, text=True).stdout
+
+    rules = [line for line in out("iptables-save").splitlines() if not line.startswith("#")]
+    # packet counters change with the host's own traffic: compare the rules, not the counters
+    rules = [line.split(" [")[0] if line.startswith(":") else line for line in rules]
+    return {
+        "links": [line.split("\\")[0] for line in out("ip", "-o", "link").splitlines()],
+        "addrs": out("ip", "-o", "addr"),
+        "routes": out("ip", "route", "show", "table", "all"),
+        "rules": out("ip", "rule"),
+        "iptables": rules,
+    }
+
+
+def _ours(name: str) -> list[str]:
+    return system.run_namespaces(run_prefix(name))
+
+
+def test_up_down_leaves_the_host_namespace_untouched():
+    before = _host_snapshot()
+    loaded = podnet.load()
+    real = lifecycle.up(loaded.network, "ktest-updown")
+    try:
+        assert sorted(_ours("ktest-updown")) == sorted(real.plan.netns_names())
+        ns = real.netns("node:node-1")
+        routes = subprocess.run(["ip", "-n", ns, "route", "show", "table", "main"], capture_output=True, text=True).stdout.splitlines()
+        emulated = [r.text(with_table=False) for r in podnet.load().network.route_table("node:node-1").routes if r.table == "main"] if hasattr(podnet.load().network.route_table("node:node-1"), "routes") else None
+        want = {r.text() for r in loaded.network.get("node:node-1").routes if r.table == "main"} | {r.text() for r in loaded.network.peers.routes_for("node-1")}
+        assert {line.strip() for line in routes} == want, emulated
+        saved = subprocess.run(["ip", "netns", "exec", ns, "iptables-save"], capture_output=True, text=True).stdout
+        assert "KUBE-SERVICES" in saved and "FLANNEL-FWD" in saved
+        link = subprocess.run(["ip", "-n", ns, "-d", "link", "show", "flannel.1"], capture_output=True, text=True).stdout
+        assert loaded.network.get("node:node-1").link("flannel.1").mac in link and "vxlan id 1" in link and "dstport 8472" in link
+        # up on a name already up fails clearly
+        with pytest.raises(PodnetError) as e:
+            lifecycle.up(loaded.network, "ktest-updown")
+        assert "already up" in e.value.problems[0].message
+        assert _host_snapshot() == before  # nothing was made in the host's namespace
+    finally:
+        lifecycle.down("ktest-updown")
+    assert _ours("ktest-updown") == []
+    assert lifecycle.down("ktest-updown") == []  # idempotent
+    assert system.load_state("ktest-updown") is None
+    assert _host_snapshot() == before
+
+
+def test_down_all_finds_leftovers():
+    lifecycle.up(podnet.load().network, "ktest-left")
+    assert _ours("ktest-left")
+    gone = lifecycle.down(every=True)
+    assert set(gone) >= {n for n in gone if n.startswith(run_prefix("ktest-left"))} and _ours("ktest-left") == []
+
+
+def test_sigterm_tears_down():
+    code = (
+        "import sys, time, podnet\n"
+        "from podnet.realize import lifecycle\n"
+        "with lifecycle.realized(podnet.load().network, 'ktest-sig'):\n"
+        "    print('UP', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    pr = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert pr.stdout.readline().strip() == "UP"
+        assert _ours("ktest-sig")
+        pr.send_signal(signal.SIGTERM)
+        pr.wait(timeout=60)
+    finally:
+        if pr.poll() is None:
+            pr.kill()
+    assert _ours("ktest-sig") == []
+
+
+@pytest.mark.parametrize("topology", ["demo.yaml", "demo-host-gw.yaml"])
+def test_verify_demo_agrees_with_the_kernel(topology):
+    run = verify(podnet.load(str(TOPOLOGIES / topology)), name=f"ktest-{topology[:-5]}")
+    text = render_verify_text(run)
+    assert not run.disagreements, text
+    compared = [c for c in run.comparisons if c.agree is not None]
+    assert len(compared) == len(run.comparisons) >= 30, text
+    assert summary(run).startswith(f"verify: {len(compared)} probes compared with the kernel, {len(compared)} agreed, 0 disagreed")
+    # load balancing was observed for real: every backend of the Service answered
+    lb = [c for c in compared if c.probe.service == "default/backend"]
+    assert lb and all(len({a["pod"] for a in c.attempts}) == 3 for c in lb)
+    assert _ours(f"ktest-{topology[:-5]}") == []
+
+
+def _cases():
+    return sorted(d.name for d in CASES.iterdir() if d.is_dir() and (d / "probes.yaml").is_file())
+
+
+def test_verify_every_conformance_case_agrees_with_the_kernel():
+    def one(case):
+        folder = CASES / case
+        run = verify(podnet.load(str(folder / "manifests.yaml")), load_probes(str(folder / "probes.yaml")), name=f"kc-{case[:40]}")
+        return case, run
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        runs = list(pool.map(one, _cases()))
+    bad = [f"{case}:\n{render_verify_text(run)}" for case, run in runs if run.disagreements]
+    assert not bad, "\n".join(bad)
+    compared = sum(1 for _, run in runs for c in run.comparisons if c.agree is not None)
+    assert compared > 1000
+    # what is skipped is skipped for a stated reason (SCTP where the kernel has none)
+    for _, run in runs:
+        for c in run.comparisons:
+            if c.agree is None:
+                assert c.skipped and c.probe.protocol == "SCTP", c
+    assert system.run_namespaces() == [n for n in system.run_namespaces() if not n.startswith(tuple(run_prefix(f"kc-{c[:40]}") for c in _cases()))]
