@@ -177,3 +177,29 @@ def test_a_broken_own_chain_is_reported_as_by_a_full_build():
     else:
         raise AssertionError("the missing chain was not found")
     assert rsmod._REFS[("filter", rsmod.DEFAULT_INDEX_THRESHOLD)] is not None
+
+
+def test_tables_with_fewer_or_more_chains_than_the_reference():
+    from podnet.dataplane import ruleset as rsmod
+    from podnet.dataplane.rulevalues import RuleError
+    from podnet.model.dataplane import Chain, Table
+
+    many = [Chain(f"D{i}", ("-j RETURN",)) for i in range(400)]
+    ref = (Table("filter", (Chain("INPUT", tuple(f"-j D{i}" for i in range(400)), "ACCEPT"), *many)),)
+    Ruleset.from_tables(ref)
+    # D5 gone (INPUT, an own chain, no longer jumps there), E1 new
+    fewer = (Table("filter", (Chain("INPUT", tuple(f"-j D{i}" for i in range(400) if i != 5) + ("-j E1",), "ACCEPT"), *[c for c in many if c.name != "D5"], Chain("E1", ("-j DROP",)))),)
+    rs = Ruleset.from_tables(fewer)
+    assert isinstance(rs.chains, rsmod._Layered)
+    assert rs.chain("filter", "D5") is None and rs.chain("filter", "E1").rules[0].text == "-j DROP"
+    assert rs.chain("filter", "D6") is not None and len(rs.chains) == 401 + 1  # + FORWARD, OUTPUT
+    full = rsmod._full_build(fewer, rsmod.DEFAULT_INDEX_THRESHOLD)
+    assert sorted(rs.chains) == sorted(full.chains)
+    # D5 gone but the reference's INPUT (shared) still jumps there: refused as a full build does
+    dangling = (Table("filter", (ref[0].chains[0], *[c for c in many if c.name != "D5"])),)
+    try:
+        Ruleset.from_tables(dangling)
+    except RuleError as exc:
+        assert "D5" in str(exc)
+    else:
+        raise AssertionError("the jump to a missing chain was not found")

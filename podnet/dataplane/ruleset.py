@@ -196,15 +196,17 @@ class _Layered(Mapping):
 
     __slots__ = ("own", "bases")
 
-    def __init__(self, own: dict, bases: dict[str, Mapping]):
+    def __init__(self, own: dict, bases: dict[str, tuple[Mapping, frozenset[str]]]):
         self.own, self.bases = own, bases
 
     def get(self, key, default=None):
         hit = self.own.get(key)
         if hit is not None:
             return hit
-        base = self.bases.get(key[0])
-        return default if base is None else base.get(key, default)
+        layer = self.bases.get(key[0])
+        if layer is None or key[1] in layer[1]:
+            return default
+        return layer[0].get(key, default)
 
     def __getitem__(self, key):
         hit = self.get(key)
@@ -214,9 +216,9 @@ class _Layered(Mapping):
 
     def __iter__(self):
         yield from self.own
-        for t, base in self.bases.items():
+        for t, (base, gone) in self.bases.items():
             for k in base:
-                if k[0] == t and k not in self.own:
+                if k[0] == t and k not in self.own and k[1] not in gone:
                     yield k
 
     def __len__(self) -> int:
@@ -243,10 +245,10 @@ def _shared_build(tables: tuple[Table, ...], threshold: int | None) -> Ruleset |
     """The Ruleset of ``tables`` built over references, or None when one does not fit (or a
     check fails: the full build then reports every problem)."""
     own: dict[tuple[str, str], CompiledChain] = {}
-    bases: dict[str, Mapping] = {}
+    bases: dict[str, tuple[Mapping, frozenset[str]]] = {}
     for table in tables:
         ref = _REFS.get((table.name, threshold))
-        if ref is None or len(table.chains) != len(ref[0]):
+        if ref is None:
             if len(table.chains) >= _LAYER_MIN:
                 return None
             try:  # a small table: in full, checks included (they are per table)
@@ -258,27 +260,33 @@ def _shared_build(tables: tuple[Table, ...], threshold: int | None) -> Ruleset |
         mine = [c for c in table.chains if by_name.get(c.name) is not c]
         if len(mine) * 8 > len(table.chains):
             return None
-        # same count, every own name known to the reference, the rest its very chains: the
-        # node has exactly the reference's chain names (so every jump of a shared chain lands)
-        if len({c.name for c in mine}) != len(mine) or any(c.name not in by_name for c in mine):
-            return None
+        names = {c.name for c in table.chains}
+        if len(names) != len(table.chains):
+            return None  # a chain declared twice: the full build says so
+        # chains of the reference this table lacks: hidden, and no shared chain may jump there
+        gone = frozenset(by_name.keys() - names)
+        builtins = BUILTIN_CHAINS.get(table.name, ())
+        mine_names = {c.name for c in mine}
+        for name in gone:
+            if name in builtins or any(p in names and p not in mine_names for p in jumps_in.get(name, ())):
+                return None
         compiled: dict[str, CompiledChain] = {}
         for chain in mine:
             try:
                 compiled[chain.name] = _compile_chain(table.name, chain, threshold)
             except RuleError:
                 return None
-        if not _own_targets_ok(table.name, compiled, by_name):
+        if not _own_targets_ok(table.name, compiled, names):
             return None
-        if _own_cycle(table.name, compiled, ref_rs, jumps_in):
+        if _own_cycle(table.name, compiled, ref_rs, jumps_in, names):
             return None
         own.update(((table.name, n), cc) for n, cc in compiled.items())
-        bases[table.name] = ref_rs.chains
+        bases[table.name] = (ref_rs.chains, gone)
     names = tuple(t.name for t in tables)
     return Ruleset(_Layered(own, bases) if bases else own, names)
 
 
-def _own_targets_ok(table: str, mine: dict[str, CompiledChain], names: Mapping[str, Chain]) -> bool:
+def _own_targets_ok(table: str, mine: dict[str, CompiledChain], names: set[str]) -> bool:
     """What :func:`_check_targets` checks, for the own chains only."""
     builtins = BUILTIN_CHAINS.get(table, ())
     for cc in mine.values():
@@ -293,7 +301,7 @@ def _own_targets_ok(table: str, mine: dict[str, CompiledChain], names: Mapping[s
     return True
 
 
-def _own_cycle(table: str, mine: dict[str, CompiledChain], ref: Ruleset, jumps_in: dict[str, list[str]]) -> bool:
+def _own_cycle(table: str, mine: dict[str, CompiledChain], ref: Ruleset, jumps_in: dict[str, list[str]], names: set[str]) -> bool:
     """Whether a jump cycle passes through an own chain. Every chain of such a cycle reaches an
     own chain; those that are the reference's jump as they did there, so the chains that reach an
     own chain are found backwards over the reference's jumps, and the search stays among them."""
@@ -306,7 +314,7 @@ def _own_cycle(table: str, mine: dict[str, CompiledChain], ref: Ruleset, jumps_i
                 reach.add(pred)
                 todo.append(pred)
     sub: dict[tuple[str, str], CompiledChain] = {}
-    for name in reach:
+    for name in reach & names:
         cc = mine.get(name) or ref.chains.get((table, name))
         if cc is not None:
             sub[(table, name)] = cc

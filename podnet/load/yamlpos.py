@@ -19,6 +19,7 @@ the pure-Python parser so that the message is the same on every machine.
 from __future__ import annotations
 
 import gc
+import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -496,7 +497,19 @@ _SYNTAX_HINTS = (
 )
 
 
-def _syntax_problem(file: str, exc: yaml.YAMLError) -> Problem:
+def _syntax_problem(file: str, exc: yaml.YAMLError, text: str = "") -> Problem:
+    if isinstance(exc, yaml.reader.ReaderError):
+        # A character YAML does not allow (a control character, say); ``position`` indexes text.
+        at = exc.position
+        line = text.count("\n", 0, at) + 1
+        col = at - (text.rfind("\n", 0, at) + 1) + 1
+        char = exc.character if isinstance(exc.character, int) else 0
+        return Problem(
+            f"invalid YAML: character U+{char:04X} is not allowed in YAML text",
+            Pos(file, line, col),
+            hint="remove it, or write it as an escape inside double quotes: "
+            + json.dumps(chr(char)),
+        )
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         pos = Pos(file, mark.line + 1, mark.column + 1) if mark else Pos(file, 1, 1)
@@ -548,13 +561,15 @@ def gc_paused() -> Iterator[None]:
 
 def _parse_with(loader_class: type, text: str, file: str) -> tuple[list[Document], list[Problem]]:
     builder = _Builder(file)
-    loader = loader_class(text)
+    loader = None
     try:
+        loader = loader_class(text)  # the reader checks every character here already
         builder.run(loader)
     except yaml.YAMLError as exc:
         if loader_class is not yaml.SafeLoader:
             raise
-        builder.problems.append(_syntax_problem(file, exc))
+        builder.problems.append(_syntax_problem(file, exc, text))
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return builder.docs, builder.problems

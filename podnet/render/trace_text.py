@@ -44,10 +44,28 @@ def render_leg(leg: Leg, indent: str = "  ") -> list[str]:
     return out
 
 
+def devices_line(leg: Leg) -> str:
+    """The devices a leg crosses, at a glance: namespaces separated by ``|``.
+
+    ``frontend eth0 | node-1 veth1a2b3c4d > cni0 > flannel.1 > eth0 | node-2 eth0 > ...``
+    """
+    groups: list[tuple[str, list[str]]] = []
+    for hop in leg.hops:
+        kind, _, name = hop.netns.partition(":")
+        label = name.rsplit("/", 1)[-1] if kind == "pod" else (hop.node if kind == "node" else name)
+        if not groups or groups[-1][0] != hop.netns:
+            groups.append((hop.netns, [label]))
+        dev = hop.device
+        if groups[-1][1][-1] != dev:
+            groups[-1][1].append(dev)
+    return " | ".join(f"{devs[0]} " + " > ".join(devs[1:]) for _, devs in groups)
+
+
 def render_path(path: Path, index: int, total: int) -> list[str]:
     who = f"  -> {path.endpoint}" if path.endpoint else ""
     out = [f"path {index}/{total}  p={fmt_prob(path.probability)}  {path.disposition}{who}"]
     out.append(f"  {path.forward.reason}")
+    out.append(f"  via {devices_line(path.forward)}")
     out += render_leg(path.forward)
     if path.reply is not None:
         out.append(f"  reply: {path.reply.disposition}  {path.reply.reason}")
