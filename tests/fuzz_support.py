@@ -73,7 +73,12 @@ def check_trace(t) -> None:
         assert r is not None and r.disposition in DISPOSITIONS and r.reason
         if r.disposition == "DELIVERED":
             got = r.packet
-            assert (got.src, got.sport, got.dst, got.dport) == (sent.dst, sent.dport, sent.src, sent.sport), (sent, got)
+            assert (got.src, got.sport, got.dst, got.dport) == (
+                sent.dst,
+                sent.dport,
+                sent.src,
+                sent.sport,
+            ), (sent, got)
             assert got.proto == sent.proto
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 
-from podnet.control import plan
+from podnet.control import plan as _plan
 from podnet.errors import InputError
 from podnet.model.base import FrozenDict, Pos
 from podnet.model.spec import (
@@ -25,6 +26,9 @@ from podnet.model.spec import (
     Toleration,
     Workload,
 )
+
+# These tests look at the user's objects alone: no kubeadm addons (podnet.control.addons).
+plan = partial(_plan, cluster_dns=False)
 
 APP = FrozenDict(app="web")
 

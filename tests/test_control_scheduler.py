@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
+from functools import partial
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from podnet.control import plan
+from podnet.control import plan as _plan
 from podnet.control.scheduler import Scheduler, Unschedulable, fit_error, pod_request
 from podnet.errors import InputError
 from podnet.model.base import FrozenDict
@@ -26,6 +27,9 @@ from podnet.model.spec import (
     Toleration,
     Workload,
 )
+
+# These tests look at the user's objects alone: no kubeadm addons (podnet.control.addons).
+plan = partial(_plan, cluster_dns=False)
 
 APP = FrozenDict(app="web")
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
 from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 
-from podnet.control import plan
+from podnet.control import plan as _plan
 from podnet.errors import InputError
 from podnet.model.base import FrozenDict
 from podnet.model.spec import (
@@ -22,6 +23,9 @@ from podnet.model.spec import (
     ServicePort,
     ServiceSpec,
 )
+
+# These tests look at the user's objects alone: no kubeadm addons (podnet.control.addons).
+plan = partial(_plan, cluster_dns=False)
 
 APP = FrozenDict(app="web")
 

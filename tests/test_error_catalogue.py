@@ -57,14 +57,18 @@ def test_catalogue_is_large_and_distinct():
     inputs = {}
     for name in CASES:
         args, _, expected = _case(name)
-        files = sorted((f.name, f.read_bytes()) for f in (ROOT / name).iterdir() if f.name.endswith(".yaml"))
+        files = sorted(
+            (f.name, f.read_bytes()) for f in (ROOT / name).iterdir() if f.name.endswith(".yaml")
+        )
         key = (tuple(files), tuple(args))
         assert key not in inputs, f"{name} repeats {inputs.get(key)}"
         inputs[key] = name
         assert expected.strip(), f"{name}: no message"
         # one line says what and where; anything after it is a hint or a caret picture
         for line in expected.splitlines():
-            assert line.startswith(("input.yaml:", "probes.yaml:", "error:", "warning:", "  ")), line
+            assert line.startswith(("input.yaml:", "probes.yaml:", "error:", "warning:", "  ")), (
+                line
+            )
 
 
 def test_every_warning_case_keeps_its_exit_status():
@@ -72,3 +76,15 @@ def test_every_warning_case_keeps_its_exit_status():
         _, code, expected = _case(name)
         if code != 2:
             assert "warning:" in expected and "error:" not in expected, name
+
+
+def test_a_misspelt_command_gets_the_closest_one():
+    """Not catalogued byte for byte: the list of commands grows."""
+    out, err = io.StringIO(), io.StringIO()
+    assert run(["trcae", "a", "b"], out, err) == 2
+    assert out.getvalue() == ""
+    first, hint = err.getvalue().splitlines()
+    assert first.startswith(
+        "error: podnet: argument COMMAND: invalid choice: 'trcae' (choose from 'trace', "
+    )
+    assert hint == "  hint: did you mean 'trace'? (see 'podnet --help')"

@@ -20,18 +20,19 @@ two minutes). A longer run by hand draws fresh random examples::
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
+from fuzz_support import COUNTS, budget, check_trace, cli, report
 from hypothesis import given
 from hypothesis import strategies as st
 
 import podnet
 from podnet.api import topologies_dir
 from podnet.errors import PodnetError
-from fuzz_support import COUNTS, budget, check_trace, cli, report
 
 HERE = Path(__file__).parent
 SEEDS = sorted(str(p) for p in (HERE / "conformance").glob("*/manifests.yaml")) + [
@@ -92,7 +93,9 @@ def _paths(node, out, depth=0):
 def mutate_tree(data, docs: list) -> list:
     """Apply one to three tree mutations to ``docs`` (plain data); returns the documents."""
     for _ in range(data.draw(st.integers(1, 3), label="tree mutations")):
-        op = data.draw(st.sampled_from(["delete", "rename", "retype", "swap", "double"]), label="op")
+        op = data.draw(
+            st.sampled_from(["delete", "rename", "retype", "swap", "double"]), label="op"
+        )
         if op == "double" and docs:
             i = data.draw(st.integers(0, len(docs) - 1), label="doc")
             docs.append(yaml.safe_load(yaml.safe_dump(docs[i])))
@@ -104,31 +107,46 @@ def mutate_tree(data, docs: list) -> list:
         if op == "delete":
             del parent[key]
         elif op == "rename" and isinstance(parent, dict):
-            new = data.draw(st.one_of(st.text(max_size=10), st.sampled_from([str(key).lower(), str(key) + "s", str(key)[1:], str(key).upper()])), label="new key")
+            new = data.draw(
+                st.one_of(
+                    st.text(max_size=10),
+                    st.sampled_from(
+                        [str(key).lower(), str(key) + "s", str(key)[1:], str(key).upper()]
+                    ),
+                ),
+                label="new key",
+            )
             if new not in parent:
                 parent[new] = parent.pop(key)
         elif op == "retype":
             parent[key] = data.draw(VALUES, label="value")
         elif op == "swap":
             p2, k2 = data.draw(st.sampled_from(paths), label="other")
-            try:
+            with contextlib.suppress(KeyError, IndexError):  # one moved away with the first
                 parent[key], p2[k2] = p2[k2], parent[key]
-            except (KeyError, IndexError):
-                pass  # one of the two moved away with the first assignment
     return docs
 
 
 def mutate_text(data, text: str) -> str:
     """Apply one to three text mutations."""
     for _ in range(data.draw(st.integers(1, 3), label="text mutations")):
-        op = data.draw(st.sampled_from(["truncate", "insert", "delete-line", "double-line", "replace"]), label="op")
+        op = data.draw(
+            st.sampled_from(["truncate", "insert", "delete-line", "double-line", "replace"]),
+            label="op",
+        )
         at = data.draw(st.integers(0, max(0, len(text))), label="at")
         lines = text.split("\n")
         line = data.draw(st.integers(0, max(0, len(lines) - 1)), label="line")
         if op == "truncate":
             text = text[:at]
         elif op == "insert":
-            text = text[:at] + data.draw(st.one_of(st.sampled_from(GARBAGE), st.text(max_size=5)), label="garbage") + text[at:]
+            text = (
+                text[:at]
+                + data.draw(
+                    st.one_of(st.sampled_from(GARBAGE), st.text(max_size=5)), label="garbage"
+                )
+                + text[at:]
+            )
         elif op == "delete-line":
             text = "\n".join(lines[:line] + lines[line + 1 :])
         elif op == "double-line":
@@ -151,7 +169,11 @@ def _endpoints(data, cluster) -> tuple[str, str]:
     """A SRC and a DST of the loaded cluster (Pods, Services, nodes)."""
     pods = [p.key for p in cluster.pods] or ["default/none"]
     src = data.draw(st.sampled_from(pods), label="src")
-    dsts = [f"{k}:80" for k in pods] + [f"svc/{s.key}:{s.spec.ports[0].port}" for s in cluster.services if s.spec.ports and s.cluster_ip]
+    dsts = [f"{k}:80" for k in pods] + [
+        f"svc/{s.key}:{s.spec.ports[0].port}"
+        for s in cluster.services
+        if s.spec.ports and s.cluster_ip
+    ]
     return src, data.draw(st.sampled_from(dsts), label="dst")
 
 
@@ -216,5 +238,13 @@ def test_same_input_same_output(workdir, data):
     argv = ["trace", "a", "b:80", "-f", str(f)]
     if loaded is not None:
         src, dst = _endpoints(data, loaded.cluster)
-        argv = ["trace", src, dst, "-f", str(f), "-o", data.draw(st.sampled_from(["text", "json"]), label="output")]
+        argv = [
+            "trace",
+            src,
+            dst,
+            "-f",
+            str(f),
+            "-o",
+            data.draw(st.sampled_from(["text", "json"]), label="output"),
+        ]
     assert cli(argv) == cli(argv)

@@ -74,10 +74,13 @@ def test_generated_cluster_loads_and_traces(tmp_path):
     path = tmp_path / "s.yaml"
     assert run(["generate", "--size", "S", "--seed", "5", "-o", str(path)]) == 0
     loaded = podnet.api.load(str(path))
-    assert len(loaded.cluster.pods) == 30
+    # the generated Pods and Services, beside kubeadm's (CoreDNS, kubernetes, kube-dns)
+    pods = [p for p in loaded.cluster.pods if p.namespace != "kube-system"]
+    services = [s for s in loaded.cluster.services if s.spec.meta.src.pos.file == str(path)]
+    assert len(pods) == 30
     assert len(loaded.cluster.nodes) == 3
-    pod = loaded.cluster.pods[0]
-    svc = loaded.cluster.services[0].spec.meta
+    pod = pods[0]
+    svc = services[0].spec.meta
     trace = loaded.trace(f"{pod.namespace}/{pod.name}", f"svc/{svc.namespace}/{svc.name}:80")
     assert trace.paths
 

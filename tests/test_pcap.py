@@ -112,7 +112,7 @@ def test_frame_macs_follow_the_hops(demo):
     items = frames(t, None)
     first = items[0][0]
     pod_eth0 = demo.network.get(t.paths[0].hops[0].netns).link("eth0")
-    cni0 = demo.network.get("node:node-1").link("cni0")
+    cni0 = demo.network.get(f"node:{t.paths[0].hops[0].node}").link("cni0")
     assert first.src == pod_eth0.mac and first.dst == cni0.mac
 
 

@@ -185,14 +185,29 @@ def test_tables_with_fewer_or_more_chains_than_the_reference():
     from podnet.model.dataplane import Chain, Table
 
     many = [Chain(f"D{i}", ("-j RETURN",)) for i in range(400)]
-    ref = (Table("filter", (Chain("INPUT", tuple(f"-j D{i}" for i in range(400)), "ACCEPT"), *many)),)
+    ref = (
+        Table("filter", (Chain("INPUT", tuple(f"-j D{i}" for i in range(400)), "ACCEPT"), *many)),
+    )
     Ruleset.from_tables(ref)
     # D5 gone (INPUT, an own chain, no longer jumps there), E1 new
-    fewer = (Table("filter", (Chain("INPUT", tuple(f"-j D{i}" for i in range(400) if i != 5) + ("-j E1",), "ACCEPT"), *[c for c in many if c.name != "D5"], Chain("E1", ("-j DROP",)))),)
+    fewer = (
+        Table(
+            "filter",
+            (
+                Chain(
+                    "INPUT", tuple(f"-j D{i}" for i in range(400) if i != 5) + ("-j E1",), "ACCEPT"
+                ),
+                *[c for c in many if c.name != "D5"],
+                Chain("E1", ("-j DROP",)),
+            ),
+        ),
+    )
     rs = Ruleset.from_tables(fewer)
     assert isinstance(rs.chains, rsmod._Layered)
     assert rs.chain("filter", "D5") is None and rs.chain("filter", "E1").rules[0].text == "-j DROP"
-    assert rs.chain("filter", "D6") is not None and len(rs.chains) == 401 + 1  # + FORWARD, OUTPUT
+    assert (
+        rs.chain("filter", "D6") is not None and len(rs.chains) == 1 + 399 + 1 + 2
+    )  # INPUT, D*, E1, FORWARD, OUTPUT
     full = rsmod._full_build(fewer, rsmod.DEFAULT_INDEX_THRESHOLD)
     assert sorted(rs.chains) == sorted(full.chains)
     # D5 gone but the reference's INPUT (shared) still jumps there: refused as a full build does

@@ -52,6 +52,17 @@ def _target(resolver: Resolver, probe: Probe) -> Target:
     return Target(pod.ip, num, p, f"pod/{pod.key}:{num}", pod=pod)
 
 
+def _refused(path) -> bool:
+    """Whether the client is refused at once: an iptables REJECT ended the path — kube-proxy's
+    (REJECTED) or a policy agent's REJECT at the end of a Pod's firewall chain (DENIED_*)."""
+    if path.disposition == "REJECTED":
+        return True
+    if path.disposition in ("DENIED_INGRESS", "DENIED_EGRESS"):
+        rules = [s.rule for h in path.hops for s in h.steps if s.rule]
+        return bool(rules) and " -j REJECT" in rules[-1]
+    return False
+
+
 def run_probe(network, resolver: Resolver, probe: Probe) -> ProbeResult:
     origin = _origin(resolver, probe)
     target = _target(resolver, probe)
@@ -60,7 +71,7 @@ def run_probe(network, resolver: Resolver, probe: Probe) -> ProbeResult:
     verdict = {"delivered": "allow", "dropped": "deny", "partial": "partial"}[trace.verdict]
     deny_kind = None
     if verdict == "deny":
-        deny_kind = "reject" if any(p.disposition == "REJECTED" for p in trace.paths) else "drop"
+        deny_kind = "reject" if any(_refused(p) for p in trace.paths) else "drop"
     client = trace.packet.src
     masq = any(p.forward.packet is not None and p.forward.packet.src != client for p in ok_paths)
     endpoints = trace.endpoints

@@ -9,7 +9,7 @@ from typing import TextIO
 
 from podnet.errors import Problem
 
-COMMANDS = ("trace", "check", "reach", "iptables_save", "ipset_save", "generate", "show", "graph", "realize", "verify")
+COMMANDS = ("trace", "check", "reach", "iptables_save", "ipset_save", "generate", "show", "graph", "realize", "verify", "events", "explain", "dns")
 
 
 def add_files(p: argparse.ArgumentParser) -> None:

@@ -21,15 +21,31 @@ in the host's own network namespace.
 
 
 def add(sub) -> None:
-    r = sub.add_parser("realize", help="build the network for real in Linux namespaces (root)", description="Build the emulated network in real network namespaces (up) or remove it (down).", epilog=EXAMPLES, formatter_class=RAW)
+    r = sub.add_parser(
+        "realize",
+        help="build the network for real in Linux namespaces (root)",
+        description="Build the emulated network in real network namespaces (up) or remove it (down).",
+        epilog=EXAMPLES,
+        formatter_class=RAW,
+    )
     rs = r.add_subparsers(dest="action", metavar="ACTION", required=True)
     u = rs.add_parser("up", help="create the namespaces, devices, routes and rules")
     add_files(u)
     u.add_argument("--name", default="default", help="run name (default: default)")
-    u.add_argument("--external", action="append", default=[], metavar="IP@NODE", help="add an outside client IP entering at NODE (repeatable)")
+    u.add_argument(
+        "--external",
+        action="append",
+        default=[],
+        metavar="IP@NODE",
+        help="add an outside client IP entering at NODE (repeatable)",
+    )
     d = rs.add_parser("down", help="remove a run's namespaces (idempotent)")
     d.add_argument("--name", default="default", help="run name (default: default)")
-    d.add_argument("--all", action="store_true", help="remove the namespaces of every podnet run on this machine")
+    d.add_argument(
+        "--all",
+        action="store_true",
+        help="remove the namespaces of every podnet run on this machine",
+    )
 
 
 def _externals(network, specs):
@@ -45,7 +61,13 @@ def _externals(network, specs):
         except KeyError:
             raise UsageError(Problem(f"no node '{node}'", path="--external")) from None
         except ValueError as e:
-            raise UsageError(Problem(f"'{spec}' is not IP@NODE outside the cluster ({e or 'bad form'})", path="--external", hint="--external 203.0.113.2@node-1")) from None
+            raise UsageError(
+                Problem(
+                    f"'{spec}' is not IP@NODE outside the cluster ({e or 'bad form'})",
+                    path="--external",
+                    hint="--external 203.0.113.2@node-1",
+                )
+            ) from None
     return network
 
 
@@ -62,7 +84,9 @@ def run(args, out, err) -> int:
     warn(loaded.warnings, err)
     network = _externals(loaded.network, args.external)
     real = lifecycle.up(network, args.name)
-    out.write(f"run '{args.name}' is up: {len(real.plan.scripts)} namespaces (state /run/podnet/{args.name}.json)\n")
+    out.write(
+        f"run '{args.name}' is up: {len(real.plan.scripts)} namespaces (state /run/podnet/{args.name}.json)\n"
+    )
     for emulated, netns in real.plan.mapping.items():
         out.write(f"  {emulated:<48} {netns}\n")
     out.write(f"remove it with: podnet realize down --name {args.name}\n")

@@ -15,12 +15,30 @@ here (not root, tools missing). The namespaces are removed afterwards, whatever 
 
 
 def add(sub) -> None:
-    v = sub.add_parser("verify", help="run probes against the real kernel and compare with the emulator (root)", description="Realize the cluster in network namespaces, run every probe for real (listeners in the destination Pods, clients in the sources) and report each probe where the kernel and podnet disagree.", epilog=EXAMPLES, formatter_class=RAW)
-    v.add_argument("probes", nargs="?", metavar="PROBES.yaml", help="probe file (default: every Pod to every Pod and Service port)")
+    v = sub.add_parser(
+        "verify",
+        help="run probes against the real kernel and compare with the emulator (root)",
+        description="Realize the cluster in network namespaces, run every probe for real (listeners in the destination Pods, clients in the sources) and report each probe where the kernel and podnet disagree.",
+        epilog=EXAMPLES,
+        formatter_class=RAW,
+    )
+    v.add_argument(
+        "probes",
+        nargs="?",
+        metavar="PROBES.yaml",
+        help="probe file (default: every Pod to every Pod and Service port)",
+    )
     add_files(v)
     v.add_argument("--name", help="run name (default: verify-<pid>)")
-    v.add_argument("--tries", type=int, default=60, help="bound on tries of a load-balanced probe (default 60)")
-    v.add_argument("-v", "--verbose", action="store_true", help="show agreeing probes too, and the trace of each disagreement")
+    v.add_argument(
+        "--tries", type=int, default=60, help="bound on tries of a load-balanced probe (default 60)"
+    )
+    v.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show agreeing probes too, and the trace of each disagreement",
+    )
     v.add_argument("-o", "--output", choices=["text", "json"], default="text")
 
 
@@ -38,5 +56,9 @@ def run(args, out, err) -> int:
     warn(loaded.warnings, err)
     require()
     result = verify(loaded, probes, name=args.name, tries=max(1, args.tries))
-    out.write(render_verify_json(result) if args.output == "json" else render_verify_text(result, verbose=args.verbose))
+    out.write(
+        render_verify_json(result)
+        if args.output == "json"
+        else render_verify_text(result, verbose=args.verbose)
+    )
     return 1 if result.disagreements else 0

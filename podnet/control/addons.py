@@ -115,7 +115,11 @@ def api_slice(node: Node) -> EndpointSliceSpec:
 def dns_service(cidr: IPv4Network, taken: set[str]) -> ServiceSpec:
     """``kube-system/kube-dns`` as kubeadm's manifest declares it."""
     labels = FrozenDict(
-        {"k8s-app": "kube-dns", "kubernetes.io/cluster-service": "true", "kubernetes.io/name": "CoreDNS"}
+        {
+            "k8s-app": "kube-dns",
+            "kubernetes.io/cluster-service": "true",
+            "kubernetes.io/name": "CoreDNS",
+        }
     )
     return ServiceSpec(
         Meta(DNS_SERVICE, DNS_NAMESPACE, labels, src=_src(3)),
@@ -175,7 +179,9 @@ def add_cluster_addons(inputs: Inputs, nodes: Sequence[Node], report: Report) ->
         )
         if nodes and not given:
             slices.append(api_slice(nodes[0]))
-        report.event("kubeadm", "create", f"Service/default/{API_SERVICE}", "the API server's Service")
+        report.event(
+            "kubeadm", "create", f"Service/default/{API_SERVICE}", "the API server's Service"
+        )
     if (DNS_NAMESPACE, DNS_SERVICE) not in svc_names:
         services.append(dns_service(cidr, taken))
         report.event("kubeadm", "create", f"Service/{DNS_NAMESPACE}/{DNS_SERVICE}", "addon CoreDNS")

@@ -193,9 +193,10 @@ class Zone:
             ip = _parse_dashed(labels[0])
             if ip is not None:
                 return self._only(qname, qtype, "A", [str(ip)])
-        if kind == "pod" and len(labels) <= 2:
-            if len(labels) == 1 or labels[0] in self.namespaces:
-                return Answer(qname, qtype, "NOERROR")  # an empty non-terminal
+        if kind == "pod" and (
+            len(labels) == 1 or (len(labels) == 2 and labels[0] in self.namespaces)
+        ):
+            return Answer(qname, qtype, "NOERROR")  # an empty non-terminal
         return Answer(qname, qtype, "NXDOMAIN")
 
     def _only(self, qname: str, qtype: str, rtype: str, datas: Iterable[str]) -> Answer:

@@ -8,6 +8,7 @@ following symlinked directories). A file named twice is read once.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator, Sequence
 
 from podnet.errors import did_you_mean
@@ -73,14 +74,33 @@ def _missing_hint(path: str) -> str:
     return f"check the path: directory {parent!r} does not exist either"
 
 
+def _read_bounded(fh) -> bytes:
+    """At most MAX_FILE_BYTES + 1 bytes of a stream, in chunks (``read(n)`` would reserve n)."""
+    chunks: list[bytes] = []
+    total = 0
+    while total <= MAX_FILE_BYTES:
+        chunk = fh.read(min(1 << 20, MAX_FILE_BYTES + 1 - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
+
+
 def read_documents(file: str, ctx: Ctx) -> list[Document]:
     """The documents of one file; unreadable files and YAML problems are reported."""
     try:
         with open(file, "rb") as fh:
             # A regular file's size is known before reading; anything else (a pipe, /dev/zero)
             # is read at most one byte over the limit, so memory stays bounded either way.
-            size = os.fstat(fh.fileno()).st_size
-            data = fh.read(MAX_FILE_BYTES + 1) if size <= MAX_FILE_BYTES else b""
+            st = os.fstat(fh.fileno())
+            size = st.st_size
+            if size > MAX_FILE_BYTES:
+                data = b""
+            elif stat.S_ISREG(st.st_mode):
+                data = fh.read()
+            else:
+                data = _read_bounded(fh)
     except OSError as exc:
         ctx.error(f"cannot read {file!r}: {exc.strerror or exc}", None)
         return []

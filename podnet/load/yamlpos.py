@@ -490,8 +490,14 @@ MERGE = _Merge()
 # What the parser's wording usually means, for a reader who does not know YAML's grammar.
 _SYNTAX_HINTS = (
     ("'\\t'", "indent with spaces: YAML does not allow tabs in indentation"),
-    ("expected <block end>", "check the indentation: this line does not line up with the lines above"),
-    ("mapping values are not allowed", "quote a value that contains ': ', or check the indentation"),
+    (
+        "expected <block end>",
+        "check the indentation: this line does not line up with the lines above",
+    ),
+    (
+        "mapping values are not allowed",
+        "quote a value that contains ': ', or check the indentation",
+    ),
     ("end of stream", "a quote or bracket opened above is never closed"),
     ("expected ',' or", "a '{' or '[' opened above is not closed where expected"),
 )

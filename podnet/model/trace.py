@@ -170,16 +170,48 @@ class Path:
 
 
 @dataclass(frozen=True, slots=True)
+class DnsQuery:
+    """One question the Pod's resolver sent and CoreDNS's answer (records as dig prints them)."""
+
+    name: str
+    qtype: str
+    rcode: str  # NOERROR | NXDOMAIN | SERVFAIL | TIMEOUT (no answer came back)
+    answers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DnsLookup:
+    """How DST's name was resolved from the source Pod before the connection (podnet.dns).
+
+    ``flow`` is the UDP query to the cluster DNS server, traced like any packet; ``queries`` the
+    names tried in the resolver's search order; ``address`` what the connection goes to (None:
+    the lookup failed, or it ended outside the cluster); ``reason`` one sentence.
+    """
+
+    name: str
+    server: IPv4Address
+    search: tuple[str, ...]
+    ndots: int
+    queries: tuple[DnsQuery, ...]
+    flow: Trace | None
+    ok: bool
+    address: IPv4Address | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Trace:
     """All paths of one packet from SRC to DST.
 
-    ``verdict`` is ``delivered`` (every path), ``dropped`` (none) or ``partial``.
+    ``verdict`` is ``delivered`` (every path), ``dropped`` (none) or ``partial``. ``dns`` is set
+    when DST was a name the source Pod resolved first.
     """
 
     src: str
     dst: str
     packet: Packet
     paths: tuple[Path, ...]
+    dns: DnsLookup | None = None
 
     @property
     def verdict(self) -> str:

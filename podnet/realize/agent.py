@@ -18,6 +18,7 @@ attempt is ``{"outcome": connected|refused|timeout|unreachable|error, "pod", "pe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import os
@@ -33,7 +34,9 @@ UNREACHABLE = {errno.EHOSTUNREACH, errno.ENETUNREACH}
 
 
 def _reply(name: str, peer, local) -> bytes:
-    return (json.dumps({"pod": name, "peer": list(peer[:2]), "local": list(local[:2])}) + "\n").encode()
+    return (
+        json.dumps({"pod": name, "peer": list(peer[:2]), "local": list(local[:2])}) + "\n"
+    ).encode()
 
 
 def _tcp_loop(sock: socket.socket, name: str) -> None:
@@ -54,10 +57,8 @@ def _udp_loop(sock: socket.socket, name: str, port: int) -> None:
         # recvfrom does not say which local address was hit; the port is the bound one, the
         # address is reported as unknown ("") unless IP_PKTINFO were parsed (not needed: the
         # comparison uses the pod and the client address)
-        try:
+        with contextlib.suppress(OSError):
             sock.sendto(_reply(name, peer, ("", port)), peer)
-        except OSError:
-            pass
 
 
 def serve(name: str, listens: list[str]) -> int:
@@ -118,13 +119,18 @@ def attempt(proto: str, ip: str, port: int, timeout: float) -> dict:
         except ValueError:
             out.update(outcome="error", detail=f"unexpected answer {data[:80]!r}")
             return out
-        out.update(outcome="connected", pod=got.get("pod"), peer=got.get("peer"), local=got.get("local"))
+        out.update(
+            outcome="connected", pod=got.get("pod"), peer=got.get("peer"), local=got.get("local")
+        )
     except TimeoutError:
         out["outcome"] = "timeout"
     except ConnectionRefusedError:
         out["outcome"] = "refused"
     except OSError as e:
-        out.update(outcome="unreachable" if e.errno in UNREACHABLE else "error", detail=os.strerror(e.errno) if e.errno else str(e))
+        out.update(
+            outcome="unreachable" if e.errno in UNREACHABLE else "error",
+            detail=os.strerror(e.errno) if e.errno else str(e),
+        )
     finally:
         s.close()
     return out

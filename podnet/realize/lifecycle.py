@@ -4,6 +4,7 @@ Ctrl-C and SIGTERM, and find leftovers of earlier runs."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,10 +41,9 @@ def signals_unwind() -> Iterator[None]:
 
     old = {}
     for sig in (signal.SIGTERM, signal.SIGHUP):
-        try:
+        # outside the main thread signal.signal raises ValueError: the caller handles signals
+        with contextlib.suppress(ValueError):
             old[sig] = signal.signal(sig, _raise)
-        except ValueError:  # not the main thread: the caller handles signals
-            pass
     try:
         yield
     finally:

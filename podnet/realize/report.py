@@ -12,7 +12,11 @@ from podnet.realize.verify import Comparison, VerifyRun
 def probe_label(c: Comparison) -> str:
     """``#3 default/a -> svc default/b:80/TCP`` from the probe as written."""
     d = c.probe.as_dict()
-    src = d.get("from") or (f"node/{d['from_node']}" if d.get("from_node") else f"ext/{d.get('from_ip')}@{d.get('at_node')}")
+    src = d.get("from") or (
+        f"node/{d['from_node']}"
+        if d.get("from_node")
+        else f"ext/{d.get('from_ip')}@{d.get('at_node')}"
+    )
     if d.get("to_ip"):
         dst = f"{d['to_ip']}"
     elif d.get("service"):
@@ -27,7 +31,9 @@ def _kernel_side(c: Comparison) -> str:
     counts: Counter = Counter()
     for a in c.attempts:
         if a["outcome"] == "connected":
-            counts[f"connected {a.get('pod')} (client seen as {(a.get('peer') or ['?'])[0]}, port {(a.get('local') or [None, '?'])[1]})"] += 1
+            counts[
+                f"connected {a.get('pod')} (client seen as {(a.get('peer') or ['?'])[0]}, port {(a.get('local') or [None, '?'])[1]})"
+            ] += 1
         else:
             counts[a["outcome"] + (f" [{a['detail']}]" if a.get("detail") else "")] += 1
     parts = [f"{k} x{n}" for k, n in sorted(counts.items())]
@@ -106,15 +112,18 @@ def render_verify_json(run: VerifyRun) -> str:
             }
         )
     cs = run.comparisons
-    return json.dumps(
-        {
-            "probes": probes,
-            "notes": list(run.notes),
-            "compared": sum(1 for c in cs if c.agree is not None),
-            "agreed": sum(1 for c in cs if c.agree is True),
-            "disagreed": sum(1 for c in cs if c.agree is False),
-            "skipped": sum(1 for c in cs if c.agree is None),
-        },
-        indent=2,
-        default=str,
-    ) + "\n"
+    return (
+        json.dumps(
+            {
+                "probes": probes,
+                "notes": list(run.notes),
+                "compared": sum(1 for c in cs if c.agree is not None),
+                "agreed": sum(1 for c in cs if c.agree is True),
+                "disagreed": sum(1 for c in cs if c.agree is False),
+                "skipped": sum(1 for c in cs if c.agree is None),
+            },
+            indent=2,
+            default=str,
+        )
+        + "\n"
+    )

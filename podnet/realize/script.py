@@ -123,8 +123,7 @@ def netns_script(ns: Netns, names: RunNames, tables_text: str | None = None) -> 
     ip += [f"route replace {r.text()}" for r in routes if r.proto != "kernel"]
     neighbors = list(ns.neighbors) + (list(peers.neighbors_for(ns.node)) if peers else [])
     ip += [
-        f"neigh replace {n.ip} lladdr {n.mac} nud {n.state.lower()} dev {n.dev}"
-        for n in neighbors
+        f"neigh replace {n.ip} lladdr {n.mac} nud {n.state.lower()} dev {n.dev}" for n in neighbors
     ]
     fdb = list(ns.fdb) + (list(peers.fdb_for(ns.node)) if peers else [])
     # Only the entries someone installs: bridge ports' own MACs are the kernel's, and a Pod's MAC
@@ -163,7 +162,13 @@ def nfacct_names(ns: Netns) -> tuple[str, ...]:
     >>> nfacct_names(ns)
     ('ct_state_invalid_dropped_pkts',)
     """
-    found = {m.group(1) for t in ns.tables for c in t.chains for r in c.rules for m in _NFACCT.finditer(r)}
+    found = {
+        m.group(1)
+        for t in ns.tables
+        for c in t.chains
+        for r in c.rules
+        for m in _NFACCT.finditer(r)
+    }
     return tuple(sorted(found))
 
 
@@ -250,7 +255,11 @@ def plan_run(network, names: RunNames) -> RunPlan:
         text = None if _empty_tables(ns) else render_tables(ns.tables)
         scripts.append(netns_script(ns, names, text))
     if gw is not None:
-        clients = [IPv4Address(n.partition(":")[2]) for n in network.netns_names() if n.startswith("external:")]
+        clients = [
+            IPv4Address(n.partition(":")[2])
+            for n in network.netns_names()
+            if n.startswith("external:")
+        ]
         scripts.append(gateway_script(names, gw, network.underlay, clients))
     mapping = {s.emulated: s.netns for s in scripts}
     return RunPlan(names, tuple(scripts), mapping)

@@ -8,6 +8,7 @@ which manage the namespaces' names under /run/netns and change nothing in the ho
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -43,7 +44,9 @@ def missing_requirements(need: Sequence[str] = TOOLS) -> list[str]:
         out.append("root (network namespaces need CAP_SYS_ADMIN and CAP_NET_ADMIN)")
     for tool in need:
         if shutil.which(tool) is None:
-            pkg = {"ip": "iproute2", "bridge": "iproute2", "sysctl": "procps"}.get(tool, tool.split("-")[0])
+            pkg = {"ip": "iproute2", "bridge": "iproute2", "sysctl": "procps"}.get(
+                tool, tool.split("-")[0]
+            )
             out.append(f"the '{tool}' command (package {pkg})")
     return out
 
@@ -59,7 +62,9 @@ def require(need: Sequence[str] = TOOLS) -> None:
         )
 
 
-def run(argv: Sequence[str], stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+def run(
+    argv: Sequence[str], stdin: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
     """Run one command; a failure raises RealizeError with the command and its stderr."""
     try:
         cp = subprocess.run(list(argv), input=stdin, capture_output=True, text=True, timeout=300)
@@ -108,14 +113,16 @@ def netns_delete(names: Iterable[str]) -> list[str]:
     for n in names:
         for pid in netns_pids(n):
             if pid != os.getpid():
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
     present = set(netns_list())
-    gone = [n for n in names if n in present]
+    gone = sorted(n for n in names if n in present)
     if gone:
-        run(["ip", "-force", "-batch", "-"], stdin="".join(f"netns del {n}\n" for n in gone), check=False)
+        run(
+            ["ip", "-force", "-batch", "-"],
+            stdin="".join(f"netns del {n}\n" for n in gone),
+            check=False,
+        )
     return gone
 
 
@@ -143,7 +150,10 @@ def sysctl_set(netns: str, values: Iterable[tuple[str, str]]) -> None:
     """``sysctl -w`` inside ``netns``; a key this kernel lacks (bridge-nf-call-iptables without
     br_netfilter) raises RealizeError naming it."""
     values = list(values)
-    if any(k.startswith("net.bridge.") for k, _ in values) and not Path("/proc/sys/net/bridge").is_dir():
+    if (
+        any(k.startswith("net.bridge.") for k, _ in values)
+        and not Path("/proc/sys/net/bridge").is_dir()
+    ):
         raise _problem(
             "net.bridge.bridge-nf-call-iptables does not exist: the br_netfilter module is not loaded",
             hint="modprobe br_netfilter (bridged Pod traffic then goes through iptables, as kubeadm requires)",
@@ -165,11 +175,19 @@ class State:
     mapping: dict
 
     def to_json(self) -> str:
-        return json.dumps(
-            {"name": self.name, "prefix": self.prefix, "namespaces": list(self.namespaces), "mapping": self.mapping},
-            indent=2,
-            sort_keys=True,
-        ) + "\n"
+        return (
+            json.dumps(
+                {
+                    "name": self.name,
+                    "prefix": self.prefix,
+                    "namespaces": list(self.namespaces),
+                    "mapping": self.mapping,
+                },
+                indent=2,
+                sort_keys=True,
+            )
+            + "\n"
+        )
 
 
 def state_path(name: str) -> Path:
@@ -204,7 +222,5 @@ def all_states() -> list[State]:
 
 
 def drop_state(name: str) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         state_path(name).unlink()
-    except FileNotFoundError:
-        pass

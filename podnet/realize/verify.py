@@ -13,6 +13,7 @@ the client at the predicted address on the predicted port.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -126,13 +127,27 @@ def compare(expected: Sequence[Expected], attempts: Sequence[dict], proto: str) 
     keys = [e.key for e in expected]
     seen = [_attempt_key(a) for a in attempts]
     n = len(attempts)
-    words = {"timeout": "timed out", "refused": "was refused", "unreachable": "found the destination unreachable", "error": "failed"}
+    words = {
+        "timeout": "timed out",
+        "refused": "was refused",
+        "unreachable": "found the destination unreachable",
+        "error": "failed",
+    }
     for k in sorted(set(seen)):
         if not _same(k, keys):
             count = seen.count(k)
-            what = f"answered from {k.partition(':')[2]}" if k.startswith("connected:") else words.get(k, k)
-            detail = next((a.get("detail") for a in attempts if _attempt_key(a) == k and a.get("detail")), None)
-            diffs.append(f"the kernel {what} ({count} of {n} tries){' [' + detail + ']' if detail else ''}, which the emulator never predicts")
+            what = (
+                f"answered from {k.partition(':')[2]}"
+                if k.startswith("connected:")
+                else words.get(k, k)
+            )
+            detail = next(
+                (a.get("detail") for a in attempts if _attempt_key(a) == k and a.get("detail")),
+                None,
+            )
+            diffs.append(
+                f"the kernel {what} ({count} of {n} tries){' [' + detail + ']' if detail else ''}, which the emulator never predicts"
+            )
     for k in keys:
         if not _same(k, seen):
             diffs.append(f"the emulator predicts {k}, which the kernel never showed in {n} tries")
@@ -146,9 +161,13 @@ def compare(expected: Sequence[Expected], attempts: Sequence[dict], proto: str) 
         if peer != e.peer_ip:
             diffs.append(f"{a['pod']} saw the client as {peer}, the emulator predicts {e.peer_ip}")
         if local[1] != e.local_port:
-            diffs.append(f"{a['pod']} was reached on port {local[1]}, the emulator predicts {e.local_port}")
+            diffs.append(
+                f"{a['pod']} was reached on port {local[1]}, the emulator predicts {e.local_port}"
+            )
         elif proto == "tcp" and local[0] != e.local_ip:
-            diffs.append(f"{a['pod']} was reached at {local[0]}, the emulator predicts {e.local_ip}")
+            diffs.append(
+                f"{a['pod']} was reached at {local[0]}, the emulator predicts {e.local_ip}"
+            )
     return tuple(dict.fromkeys(diffs))
 
 
@@ -161,18 +180,38 @@ def default_probes(cluster, network) -> tuple[Probe, ...]:
     pods = [p for p in cluster.pods if network.pod_netns(p.key) is not None]
     dests: list[tuple[tuple, dict]] = []
     for d in pods:
-        for port, proto in sorted({(cp.container_port, cp.protocol) for c in d.containers for cp in c.ports}):
-            dests.append(((("to", d.key), ("port", port), ("protocol", proto)), dict(to=d.key, port=port, protocol=proto)))
+        for port, proto in sorted(
+            {(cp.container_port, cp.protocol) for c in d.containers for cp in c.ports}
+        ):
+            dests.append(
+                (
+                    (("to", d.key), ("port", port), ("protocol", proto)),
+                    dict(to=d.key, port=port, protocol=proto),
+                )
+            )
     for s in cluster.services:
         if s.cluster_ip is None:
             continue
         for sp in s.spec.ports:
-            dests.append(((("service", s.key), ("port", sp.port), ("protocol", sp.protocol)), dict(service=s.key, port=sp.port, protocol=sp.protocol)))
+            dests.append(
+                (
+                    (("service", s.key), ("port", sp.port), ("protocol", sp.protocol)),
+                    dict(service=s.key, port=sp.port, protocol=sp.protocol),
+                )
+            )
     out = []
     for src in pods:
         for raw, kw in dests:
             i = len(out)
-            out.append(Probe(index=i, pos=Pos("<every Pod to every Pod and Service port>", i + 1, 1), raw=(("from", src.key), *raw), src=src.key, **kw))
+            out.append(
+                Probe(
+                    index=i,
+                    pos=Pos("<every Pod to every Pod and Service port>", i + 1, 1),
+                    raw=(("from", src.key), *raw),
+                    src=src.key,
+                    **kw,
+                )
+            )
     return tuple(out)
 
 
@@ -180,11 +219,14 @@ def _with_externals(network, probes: Sequence[Probe]):
     from podnet.dataplane.build import with_external_client
 
     for p in probes:
-        if p.from_ip is not None and network.external_netns(p.from_ip) is None and p.at_node is not None:
-            try:
+        if (
+            p.from_ip is not None
+            and network.external_netns(p.from_ip) is None
+            and p.at_node is not None
+        ):
+            # a bad client (unknown node, cluster address) is reported by run_probe as the trace is
+            with contextlib.suppress(KeyError, ValueError):
                 network = with_external_client(network, p.from_ip, p.at_node)
-            except (KeyError, ValueError):
-                pass  # run_probe reports it as the trace would
     return network
 
 
@@ -210,14 +252,18 @@ def _env() -> dict:
 
 def sctp_reason(netns: str) -> str | None:
     """None when SCTP sockets work inside ``netns``, else why not."""
-    cp = subprocess.run(_agent(netns, "sctp"), capture_output=True, text=True, env=_env(), timeout=60)
+    cp = subprocess.run(
+        _agent(netns, "sctp"), capture_output=True, text=True, env=_env(), timeout=60
+    )
     try:
         return json.loads(cp.stdout)["reason"]
     except (ValueError, KeyError):
         return f"cannot tell whether the kernel has SCTP: {cp.stderr.strip()}"
 
 
-def start_listeners(listeners: dict[str, tuple[str, set[str]]]) -> tuple[list[subprocess.Popen], list[str]]:
+def start_listeners(
+    listeners: dict[str, tuple[str, set[str]]],
+) -> tuple[list[subprocess.Popen], list[str]]:
     """One listener per Pod: ``pod key -> (kernel netns, {"tcp:8080", ...})``. Returns the
     processes and the problems they reported (ports that could not be bound)."""
     procs = []
@@ -226,7 +272,16 @@ def start_listeners(listeners: dict[str, tuple[str, set[str]]]) -> tuple[list[su
         args = ["serve", "--name", pod]
         for s in sorted(specs):
             args += ["--listen", s]
-        procs.append(subprocess.Popen(_agent(netns, *args), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()))
+        procs.append(
+            subprocess.Popen(
+                _agent(netns, *args),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=_env(),
+            )
+        )
     for (pod, _), pr in zip(sorted(listeners.items()), procs, strict=True):
         line = pr.stdout.readline().strip()
         if line != "READY":
@@ -236,22 +291,35 @@ def start_listeners(listeners: dict[str, tuple[str, set[str]]]) -> tuple[list[su
 
 def stop(procs: Iterable[subprocess.Popen]) -> None:
     for pr in procs:
-        try:
+        with contextlib.suppress(OSError):
             pr.stdin.close()
-        except OSError:
-            pass
         pr.kill()
         pr.wait()
 
 
 def run_jobs(netns: str, jobs: list[dict]) -> dict[str, list[dict]]:
     """Run the jobs of one source namespace (concurrently, inside one client process)."""
-    cp = subprocess.run(_agent(netns, "probe", "--workers", "64"), input=json.dumps({"jobs": jobs}), capture_output=True, text=True, env=_env(), timeout=3600)
+    cp = subprocess.run(
+        _agent(netns, "probe", "--workers", "64"),
+        input=json.dumps({"jobs": jobs}),
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=3600,
+    )
     try:
         return json.loads(cp.stdout)["results"]
     except (ValueError, KeyError):
         err = cp.stderr.strip().splitlines()
-        return {j["id"]: [{"outcome": "error", "detail": f"client failed: {err[-1] if err else cp.returncode}"}] for j in jobs}
+        return {
+            j["id"]: [
+                {
+                    "outcome": "error",
+                    "detail": f"client failed: {err[-1] if err else cp.returncode}",
+                }
+            ]
+            for j in jobs
+        }
 
 
 # ---------------------------------------------------------------------------------- verify
@@ -269,7 +337,9 @@ class VerifyRun:
         return tuple(c for c in self.comparisons if c.agree is False)
 
 
-def verify(loaded, probes: Sequence[Probe] | None = None, name: str | None = None, tries: int = MAX_TRIES) -> VerifyRun:
+def verify(
+    loaded, probes: Sequence[Probe] | None = None, name: str | None = None, tries: int = MAX_TRIES
+) -> VerifyRun:
     """Realize ``loaded``'s network, run ``probes`` (default: :func:`default_probes`) for real
     and compare. Tears everything down before it returns or raises."""
     network = loaded.network
@@ -291,14 +361,18 @@ def verify(loaded, probes: Sequence[Probe] | None = None, name: str | None = Non
                 pod = e.key.partition(":")[2]
                 ns = network.pod_netns(pod) or (pod if pod in network.netns else None)
                 if ns is not None:
-                    listeners.setdefault(pod, (ns, set()))[1].add(f"{result.trace.packet.proto}:{e.local_port}")
+                    listeners.setdefault(pod, (ns, set()))[1].add(
+                        f"{result.trace.packet.proto}:{e.local_port}"
+                    )
     for pod in loaded.cluster.pods:
         ns = network.pod_netns(pod.key)
         if ns is not None and not pod.host_network:
             for c in pod.containers:
                 for cp in c.ports:
                     if cp.protocol in ("TCP", "UDP"):
-                        listeners.setdefault(pod.key, (ns, set()))[1].add(f"{cp.protocol.lower()}:{cp.container_port}")
+                        listeners.setdefault(pod.key, (ns, set()))[1].add(
+                            f"{cp.protocol.lower()}:{cp.container_port}"
+                        )
     notes: list[str] = []
     name = name or f"verify-{os.getpid()}"
     comparisons: list[Comparison] = []
@@ -308,8 +382,13 @@ def verify(loaded, probes: Sequence[Probe] | None = None, name: str | None = Non
         if sctp and any(p.protocol == "SCTP" for p in probes):
             notes.append(f"SCTP probes skipped: {sctp}")
         if not Path("/proc/sys/net/bridge").is_dir():
-            notes.append("br_netfilter is not loaded: bridged Pod traffic skips iptables in the kernel")
-        kl = {pod: (real.netns(ns), {s for s in specs if not s.startswith("sctp:")}) for pod, (ns, specs) in listeners.items()}
+            notes.append(
+                "br_netfilter is not loaded: bridged Pod traffic skips iptables in the kernel"
+            )
+        kl = {
+            pod: (real.netns(ns), {s for s in specs if not s.startswith("sctp:")})
+            for pod, (ns, specs) in listeners.items()
+        }
         procs, problems = start_listeners(kl)
         notes += problems
         try:
@@ -339,7 +418,11 @@ def verify(loaded, probes: Sequence[Probe] | None = None, name: str | None = Non
             stop(procs)
     for p, result, exp, why, src in prepared:
         if why or (p.protocol == "SCTP" and sctp):
-            comparisons.append(Comparison(p, result, exp, (), None, skipped=why or f"SCTP: {sctp}", source_netns=src))
+            comparisons.append(
+                Comparison(
+                    p, result, exp, (), None, skipped=why or f"SCTP: {sctp}", source_netns=src
+                )
+            )
             continue
         tr = tuple(attempts.get(str(p.index), ()))
         diffs = compare(exp, tr, result.trace.packet.proto)

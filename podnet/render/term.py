@@ -130,6 +130,10 @@ def render_trace_tty(trace: Trace) -> str:
         f"packet {p.src}:{p.sport} -> {p.dst}:{p.dport} {p.proto}",
         f"verdict {_c(BOLD + colour, verdict)} ({len(trace.paths)} path{'s' if len(trace.paths) != 1 else ''})",
     ]
+    if trace.dns is not None:  # the name lookup first (podnet.trace.dnsflow), as plain text
+        from podnet.render.trace_text import render_dns
+
+        lines += render_dns(trace.dns)
     for i, path in enumerate(trace.paths, 1):
         lines.append("")
         lines += _path_lines(path, i, len(trace.paths))

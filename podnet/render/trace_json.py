@@ -46,8 +46,25 @@ def path_dict(p: Path) -> dict:
     return d
 
 
+def dns_dict(d) -> dict:
+    """The name lookup before the connection (Trace.dns)."""
+    return {
+        "name": d.name,
+        "ok": d.ok,
+        "address": str(d.address) if d.address is not None else None,
+        "reason": d.reason,
+        "resolvConf": {"nameserver": str(d.server), "search": list(d.search), "ndots": d.ndots},
+        "queries": [{"name": q.name, "type": q.qtype, "rcode": q.rcode, "answers": list(q.answers)} for q in d.queries],
+        "flow": trace_dict(d.flow) if d.flow is not None else None,
+    }
+
+
 def trace_dict(t: Trace) -> dict:
-    return {"src": t.src, "dst": t.dst, "packet": {k: v for k, v in packet_dict(t.packet).items() if k not in ("ttl", "encap")}, "verdict": t.verdict, "endpoints": list(t.endpoints), "paths": [path_dict(p) for p in t.paths]}
+    d = {"src": t.src, "dst": t.dst, "packet": {k: v for k, v in packet_dict(t.packet).items() if k not in ("ttl", "encap")}, "verdict": t.verdict, "endpoints": list(t.endpoints)}
+    if t.dns is not None:  # before the paths, as it happens first
+        d["dns"] = dns_dict(t.dns)
+    d["paths"] = [path_dict(p) for p in t.paths]
+    return d
 
 
 def render_trace_json(t: Trace) -> str:

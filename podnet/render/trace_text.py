@@ -84,7 +84,24 @@ def render_trace(trace: Trace) -> str:
         f"packet {p.src}:{p.sport} -> {p.dst}:{p.dport} {p.proto}",
         f"verdict {trace.verdict} ({len(trace.paths)} path{'s' if len(trace.paths) != 1 else ''})",
     ]
+    if trace.dns is not None:
+        lines += render_dns(trace.dns)
     for i, path in enumerate(trace.paths, 1):
         lines.append("")
         lines += render_path(path, i, len(trace.paths))
     return "\n".join(lines) + "\n"
+
+
+def render_dns(d) -> list[str]:
+    """The name lookup before the connection: resolv.conf, the query's flow, names tried."""
+    out = ["", f"dns {d.name}: {'resolved' if d.ok else 'FAILED'}  {d.reason}"]
+    out.append(f"  resolv.conf: nameserver {d.server}  search {' '.join(d.search)}  options ndots:{d.ndots}")
+    if d.flow is not None:
+        f = d.flow
+        out.append(f"  query flow {f.packet.src}:{f.packet.sport} -> {f.packet.dst}:{f.packet.dport} {f.packet.proto}: {f.verdict}")
+        for i, path in enumerate(f.paths, 1):
+            out += ["  " + x for x in render_path(path, i, len(f.paths))]
+    for q in d.queries:
+        out.append(f"  query {q.name} IN {q.qtype}: {q.rcode}")
+        out += [f"    {a}" for a in q.answers]
+    return out

@@ -56,8 +56,18 @@ def caret_error(what: str, text: str, start: int, end: int, message: str, hint: 
       hint: names are lower case
     """
     width = max(1, end - start)
-    shown = f"{message}\n    {text}\n    {' ' * start}{'^' * width}"
+    shown = f"{_printable(message)}\n    {_printable(text)}\n    {' ' * start}{'^' * width}"
     return UsageError(Problem(shown, path=what, hint=hint))
+
+
+def _printable(text: str) -> str:
+    """``text`` with every unprintable character (a newline, a tab, an escape) shown as '?',
+    one for one, so the caret line still lines up and the message stays on its lines.
+
+    >>> _printable("a\\tb\\n")
+    'a?b?'
+    """
+    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 def _ns_name(what: str, text: str, offset: int, body: str, default_ns: str) -> tuple[str, str]:

@@ -35,6 +35,16 @@ class Target:
     pod: Pod | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class NameTarget:
+    """A DNS name the source Pod resolves before it connects (podnet.trace.dnsflow)."""
+
+    name: str
+    port: str | None
+    protocol: str | None
+    text: str
+
+
 def _unknown(what: str, name: str, choices: list[str], kind: str) -> UsageError:
     near = closest(name, choices, n=5)
     if not near:  # names made by controllers carry hashes: match on the part before them
@@ -51,6 +61,15 @@ class Resolver:
         self.pods = {p.key: p for p in cluster.pods}
         self.services = {s.key: s for s in cluster.services}
         self.nodes = {n.name: n for n in cluster.nodes}
+        self._zone = None
+
+    def zone(self):
+        """The cluster's DNS zone (podnet.dns.records.Zone), built on first use."""
+        if self._zone is None:
+            from podnet.dns.records import Zone
+
+            self._zone = Zone(self.cluster)
+        return self._zone
 
     # ------------------------------------------------------------------ pods and workloads
 
@@ -102,15 +121,26 @@ class Resolver:
 
     # ------------------------------------------------------------------ DST
 
-    def target(self, ref: DstRef, origin: Origin, port: int | None, protocol: str | None) -> Target:
+    def target(self, ref: DstRef, origin: Origin, port: int | None, protocol: str | None) -> Target | NameTarget:
+        """Where DST points. A DNS name (``NAME.NS[.svc.DOMAIN]``, or a bare name that is no Pod
+        of the namespace) from a Pod is a NameTarget: the Pod's resolver looks it up first. From a
+        node or an outside client (whose resolver podnet does not model) the name is read as the
+        Service it names."""
         text_port = ref.port if ref.port is not None else (str(port) if port else None)
         if ref.kind == "svc":
             return self._service_target(ref.namespace, ref.name, text_port, protocol)
         if ref.kind == "dns":
+            if origin.pod is not None:
+                return NameTarget(ref.name, text_port, protocol, ref.text)
             return self._dns_target(ref, text_port, protocol)
         if ref.kind == "pod":
             key = f"{ref.namespace}/{ref.name}"
-            if key not in self.pods and not self.workload_pods(ref.namespace, ref.name) and key in self.services:
+            bare = "/" not in ref.text.split(":", 1)[0]
+            # A bare name is a Pod of the namespace (SPEC); else, from a Pod, the name its resolver
+            # finds (a Service of the Pod's namespace, first of the search list); else a workload.
+            if bare and origin.pod is not None and key not in self.pods and f"{origin.pod.namespace}/{ref.name}" in self.services:
+                return NameTarget(ref.name, text_port, protocol, ref.text)
+            if key not in self.pods and key in self.services and not self.workload_pods(ref.namespace, ref.name):
                 return self._service_target(ref.namespace, ref.name, text_port, protocol)
             pod = self.pod(ref.namespace, ref.name, "DST")
             num, proto = self._pod_port(pod, text_port, protocol)

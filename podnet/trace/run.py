@@ -14,7 +14,7 @@ from podnet.model.trace import Leg, Packet, Path, Trace
 from podnet.trace.endpoints import parse_dst, parse_src
 from podnet.trace.engine import Engine
 from podnet.trace.flight import End, Flight
-from podnet.trace.resolve import Origin, Resolver, Target
+from podnet.trace.resolve import NameTarget, Origin, Resolver, Target
 from podnet.trace.view import view_of
 
 PROTOCOLS = ("tcp", "udp", "sctp")
@@ -44,6 +44,10 @@ def run_trace(
     resolver = resolver or Resolver(network.cluster)
     origin = resolver.origin(parse_src(src, namespace))
     target = resolver.target(parse_dst(dst, namespace), origin, port, protocol)
+    if isinstance(target, NameTarget):  # a DNS name: the Pod's resolver asks kube-dns first
+        from podnet.trace.dnsflow import trace_by_name
+
+        return trace_by_name(network, origin, target, resolver, trace_between, sport=sport, seed=seed, src_text=src, dst_text=dst)
     return trace_between(network, origin, target, sport=sport, seed=seed, src_text=src, dst_text=dst)
 
 

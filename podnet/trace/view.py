@@ -9,8 +9,8 @@ from ipaddress import IPv4Address
 from podnet.dataplane.bridge import fdb_lookup, is_bridge_own, vxlan_remote
 from podnet.dataplane.neigh import neigh_lookup
 from podnet.dataplane.routing import select_src
-from podnet.dataplane.rulevalues import RuleError
 from podnet.dataplane.ruleset import Ruleset
+from podnet.dataplane.rulevalues import RuleError
 from podnet.model.dataplane import FdbEntry, Link, Neighbor, Route
 from podnet.model.trace import Packet
 
