@@ -63,11 +63,31 @@ class LoadedCluster:
             self._resolver.append(Resolver(self.cluster))
         return self._resolver[0]
 
-    def trace(self, src: str, dst: str, *, namespace: str = "default", port: int | None = None, protocol: str | None = None, sport: int = 40000, seed: int | None = None):
+    def trace(
+        self,
+        src: str,
+        dst: str,
+        *,
+        namespace: str = "default",
+        port: int | None = None,
+        protocol: str | None = None,
+        sport: int = 40000,
+        seed: int | None = None,
+    ):
         """Trace a connection from ``src`` to ``dst`` (SPEC section 2 grammar) -> Trace."""
         from podnet.trace.run import run_trace
 
-        return run_trace(self.network, src, dst, namespace=namespace, port=port, protocol=protocol, sport=sport, seed=seed, resolver=self.resolver())
+        return run_trace(
+            self.network,
+            src,
+            dst,
+            namespace=namespace,
+            port=port,
+            protocol=protocol,
+            sport=sport,
+            seed=seed,
+            resolver=self.resolver(),
+        )
 
     def check(self, probes) -> tuple:
         """Run probes (SPEC section 4): a probe file's path, or a list of dicts with the keys a
@@ -81,16 +101,39 @@ class LoadedCluster:
 
         return run_check(self, _probes(probes))
 
-    def reach(self, src: str | None = None, dst: str | None = None, *, port: int | None = None, protocol: str | None = None, via_service: bool = False):
+    def reach(
+        self,
+        src: str | None = None,
+        dst: str | None = None,
+        *,
+        port: int | None = None,
+        protocol: str | None = None,
+        via_service: bool = False,
+    ):
         """The reachability table from the Pods ``src`` selects to those ``dst`` selects
         (``[NS/]k=v,k!=v,k,!k``; None: every Pod), computed by podnet.analysis.reach: a
         podnet.analysis.reach.Reach with ``sources``, ``dests``, ``cells`` (each with a
         ``verdict``) and ``summary()``."""
         from podnet.analysis.reach import compute_reach, parse_selector
 
-        return compute_reach(self, parse_selector(src), parse_selector(dst), port=port, protocol=protocol, via_service=via_service)
+        return compute_reach(
+            self,
+            parse_selector(src),
+            parse_selector(dst),
+            port=port,
+            protocol=protocol,
+            via_service=via_service,
+        )
 
-    def show(self, view: str, target: str, *, namespace: str = "default", table: str = "main", after: object | None = None) -> str:
+    def show(
+        self,
+        view: str,
+        target: str,
+        *,
+        namespace: str = "default",
+        table: str = "main",
+        after: object | None = None,
+    ) -> str:
         """One Linux view of a node or Pod namespace, as the tool prints it: ``routes``
         (ip route), ``neigh`` (ip neigh), ``fdb`` (bridge fdb), ``addr`` (ip addr), ``links``
         (ip link), ``iptables`` (iptables-save), ``conntrack`` (conntrack -L; ``after`` a
@@ -107,12 +150,20 @@ class LoadedCluster:
             "addr": lambda: lv.ip_addr(netns, self.network),
             "links": lambda: lv.ip_link(netns, self.network),
             "iptables": lambda: lv.iptables_save(netns),
-            "conntrack": lambda: lv.conntrack_list(paths[0].conntrack.get(name) if paths else None)[0],
+            "conntrack": lambda: lv.conntrack_list(paths[0].conntrack.get(name) if paths else None)[
+                0
+            ],
         }
         if view not in views:
             from podnet.errors import UsageError, did_you_mean
 
-            raise UsageError(Problem(f"no view '{view}'", path="view", hint=did_you_mean(view, views) or "views: " + ", ".join(views)))
+            raise UsageError(
+                Problem(
+                    f"no view '{view}'",
+                    path="view",
+                    hint=did_you_mean(view, views) or "views: " + ", ".join(views),
+                )
+            )
         return views[view]()
 
     def iptables_save(self, node: str, fmt: str = "restore") -> str:

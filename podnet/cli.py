@@ -43,7 +43,10 @@ def _modules():
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:
-    parser = _Parser(prog="podnet", description="Kubernetes container-networking emulator: trace packets hop by hop through a cluster's dataplane.")
+    parser = _Parser(
+        prog="podnet",
+        description="Kubernetes container-networking emulator: trace packets hop by hop through a cluster's dataplane.",
+    )
     parser.add_argument("--version", action="version", version=f"podnet {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     runners = {}
@@ -55,7 +58,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     return parser, runners
 
 
-def run(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+def run(
+    argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
     """Run one command; returns its exit status. Streams are injectable for in-process tests."""
     out = stdout or sys.stdout
     err = stderr or sys.stderr

@@ -126,4 +126,7 @@ def test_iptables_save_formats():
     assert "must be the last rule" in services[-1]
     code, kernel, _ = call("iptables-save", "--node", "node-2", "--format", "kernel")
     assert code == 0
-    assert any(ln.startswith("-A KUBE-SERVICES -d 10.") and "/32 -p tcp -m comment" in ln for ln in kernel.splitlines())
+    assert any(
+        ln.startswith("-A KUBE-SERVICES -d 10.") and "/32 -p tcp -m comment" in ln
+        for ln in kernel.splitlines()
+    )

@@ -23,6 +23,10 @@ def test_case(case):
     loaded = podnet.load(str(folder / "manifests.yaml"))
     probes = load_probes(str(folder / "probes.yaml"))
     results = run_check(loaded, probes)
-    failed = [f"#{r.probe.index} {r.probe.as_dict().get('note', '')}: {'; '.join(r.mismatches)}" for r in results if r.ok is False]
+    failed = [
+        f"#{r.probe.index} {r.probe.as_dict().get('note', '')}: {'; '.join(r.mismatches)}"
+        for r in results
+        if r.ok is False
+    ]
     assert not failed, "\n".join(failed)
     assert all(r.ok is True for r in results)

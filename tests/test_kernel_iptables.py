@@ -40,7 +40,17 @@ def test_rules_round_trip_through_the_kernel(netns, topology):
     loaded = podnet.load(str(ROOT / "topologies" / topology))
     for node in ("node-1", "node-3"):
         tables = loaded.network.get(f"node:{node}").tables
-        restore = subprocess.run(["ip", "netns", "exec", netns, "iptables-restore"], input=render_tables(tables), text=True, capture_output=True)
+        restore = subprocess.run(
+            ["ip", "netns", "exec", netns, "iptables-restore"],
+            input=render_tables(tables),
+            text=True,
+            capture_output=True,
+        )
         assert restore.returncode == 0, restore.stderr
-        saved = subprocess.run(["ip", "netns", "exec", netns, "iptables-save"], text=True, capture_output=True, check=True).stdout
+        saved = subprocess.run(
+            ["ip", "netns", "exec", netns, "iptables-save"],
+            text=True,
+            capture_output=True,
+            check=True,
+        ).stdout
         assert _strip(saved) == _strip(render_tables(tables, kernel=True))

@@ -109,7 +109,9 @@ def test_conntrack_after_trace(demo):
         line,
     )
     shown = len(out.splitlines())  # with the VXLAN flows when the backend is on another node
-    assert err.endswith(f"conntrack v1.4.7 (conntrack-tools): {shown} flow entries have been shown.\n")
+    assert err.endswith(
+        f"conntrack v1.4.7 (conntrack-tools): {shown} flow entries have been shown.\n"
+    )
     code, out, err = call("show", "conntrack", "node-1")
     assert (code, out) == (0, "") and "0 flow entries" in err
 

@@ -49,7 +49,10 @@ def test_node_port_local_policy_keeps_client_address_and_local_endpoint(net):
 def test_node_port_local_policy_drops_on_a_node_without_endpoints(net):
     (p,) = net.trace("ext/203.0.113.7@node-3", "192.168.0.13:30081").paths
     assert p.disposition == "DROPPED"
-    assert "has no local endpoints" in p.forward.reason and "KUBE-EXTERNAL-SERVICES" in p.forward.reason
+    assert (
+        "has no local endpoints" in p.forward.reason
+        and "KUBE-EXTERNAL-SERVICES" in p.forward.reason
+    )
 
 
 def test_node_itself_to_local_policy_node_port_is_masqueraded_to_all_endpoints(net):

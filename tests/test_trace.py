@@ -5,9 +5,9 @@ from fractions import Fraction
 from ipaddress import IPv4Address
 
 import pytest
+from trace_fixtures import three_node
 
 from podnet.trace.run import run_trace
-from trace_fixtures import three_node
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +47,16 @@ def test_dnat_step_and_reply_restores_cluster_ip(vxlan):
 
 def test_kube_proxy_chain_walk_is_reported_with_rule_numbers(vxlan):
     t = run_trace(vxlan, "client", "svc/backend:80")
-    steps = [s for h in t.paths[0].hops for s in h.steps if s.type in ("netfilter", "nat") and s.rule]
+    steps = [
+        s for h in t.paths[0].hops for s in h.steps if s.type in ("netfilter", "nat") and s.rule
+    ]
     chains = [s.chain for s in steps]
     assert chains[:3] == ["PREROUTING", "KUBE-SERVICES", chains[2]]
     assert chains[2].startswith("KUBE-SVC-")
-    assert steps[0].rule == '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES'
+    assert (
+        steps[0].rule
+        == '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES'
+    )
     assert all(s.rulenum >= 1 for s in steps if s.rulenum is not None)
 
 
@@ -72,7 +77,12 @@ def test_cross_node_vxlan_path_crosses_devices_in_linux_order(vxlan):
     assert c[8][1].startswith("veth") and c[8][2] == "out"
     assert c[9] == ("pod:default/b2", "eth0", "in")
     underlay = path.hops[4].packet.encap
-    assert (underlay.src, underlay.dst, underlay.dport, underlay.vni) == (IPv4Address("192.168.0.11"), IPv4Address("192.168.0.12"), 8472, 1)
+    assert (underlay.src, underlay.dst, underlay.dport, underlay.vni) == (
+        IPv4Address("192.168.0.11"),
+        IPv4Address("192.168.0.12"),
+        8472,
+        1,
+    )
     assert path.hops[-1].packet.encap is None
     assert path.hops[-1].packet.ttl == 62  # forwarded by two nodes
 
@@ -80,8 +90,12 @@ def test_cross_node_vxlan_path_crosses_devices_in_linux_order(vxlan):
 def test_flannel_route_neighbour_and_fdb_are_shown(vxlan):
     (path,) = run_trace(vxlan, "client", "b2:8080").paths
     texts = [s.text for s in path.hops[3].steps]
-    assert "10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink" in [s.text for s in path.hops[2].steps]
-    assert any(t.startswith("10.244.2.0 dev flannel.1 lladdr ") and t.endswith(" PERMANENT") for t in texts)
+    assert "10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink" in [
+        s.text for s in path.hops[2].steps
+    ]
+    assert any(
+        t.startswith("10.244.2.0 dev flannel.1 lladdr ") and t.endswith(" PERMANENT") for t in texts
+    )
     assert any(t.endswith(" dev flannel.1 dst 192.168.0.12 self permanent") for t in texts)
 
 
@@ -98,7 +112,12 @@ def test_host_gw_routes_via_the_peer_node_without_encapsulation(hostgw):
 def test_same_node_pod_to_pod_is_bridged_without_ttl_change(vxlan):
     (path,) = run_trace(vxlan, "client", "b1:8080").paths
     assert path.delivered
-    assert [h.netns for h in path.hops] == ["pod:default/client", "node:node-1", "node:node-1", "pod:default/b1"]
+    assert [h.netns for h in path.hops] == [
+        "pod:default/client",
+        "node:node-1",
+        "node:node-1",
+        "pod:default/b1",
+    ]
     assert path.hops[-1].packet.ttl == 64
     assert any(s.type == "bridge" and "forward" in s.text for h in path.hops for s in h.steps)
 
@@ -147,9 +166,13 @@ def test_seed_picks_one_path_deterministically(vxlan):
     a = run_trace(vxlan, "client", "svc/backend:80", seed=7)
     b = run_trace(vxlan, "client", "svc/backend:80", seed=7)
     assert len(a.paths) == 1 and a == b
-    picked = {run_trace(vxlan, "client", "svc/backend:80", seed=s).paths[0].endpoint for s in range(40)}
+    picked = {
+        run_trace(vxlan, "client", "svc/backend:80", seed=s).paths[0].endpoint for s in range(40)
+    }
     assert picked == {"default/b1", "default/b2", "default/b3"}
 
 
 def test_same_input_same_trace(vxlan):
-    assert run_trace(vxlan, "client", "svc/backend:80") == run_trace(three_node("vxlan"), "client", "svc/backend:80")
+    assert run_trace(vxlan, "client", "svc/backend:80") == run_trace(
+        three_node("vxlan"), "client", "svc/backend:80"
+    )

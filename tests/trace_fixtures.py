@@ -20,17 +20,34 @@ from podnet.model.spec import (
 )
 
 
-def pod(name: str, node: str, labels: dict, ports=(), containers: int = 1, ns: str = "default", host_network: bool = False) -> PodSpec:
+def pod(
+    name: str,
+    node: str,
+    labels: dict,
+    ports=(),
+    containers: int = 1,
+    ns: str = "default",
+    host_network: bool = False,
+) -> PodSpec:
     cports = tuple(ContainerPort(p, "http") for p in ports)
     cs = tuple(Container(f"c{i}", ports=cports if i == 0 else ()) for i in range(containers))
     return PodSpec(
         Meta(name, ns, FrozenDict(labels)),
-        PodTemplate(labels=FrozenDict(labels), node_name=node, containers=cs, host_network=host_network),
+        PodTemplate(
+            labels=FrozenDict(labels), node_name=node, containers=cs, host_network=host_network
+        ),
     )
 
 
-def service(name: str, selector: dict | None, port: int = 80, target="http", ns: str = "default", **kw) -> ServiceSpec:
-    return ServiceSpec(Meta(name, ns), selector=None if selector is None else FrozenDict(selector), ports=(ServicePort(port, name="http", target_port=target),), **kw)
+def service(
+    name: str, selector: dict | None, port: int = 80, target="http", ns: str = "default", **kw
+) -> ServiceSpec:
+    return ServiceSpec(
+        Meta(name, ns),
+        selector=None if selector is None else FrozenDict(selector),
+        ports=(ServicePort(port, name="http", target_port=target),),
+        **kw,
+    )
 
 
 def three_node(backend: str = "vxlan"):

@@ -32,8 +32,14 @@ def _origin(resolver: Resolver, probe: Probe) -> Origin:
         ns, _, name = probe.src.rpartition("/")
         return resolver.origin(SrcRef("pod", ns or "default", name, text=probe.src))
     if probe.from_node is not None:
-        return resolver.origin(SrcRef("node", name=probe.from_node, node=probe.from_node, text=probe.from_node))
-    return resolver.origin(SrcRef("ext", ip=probe.from_ip, node=probe.at_node, text=f"ext/{probe.from_ip}@{probe.at_node}"))
+        return resolver.origin(
+            SrcRef("node", name=probe.from_node, node=probe.from_node, text=probe.from_node)
+        )
+    return resolver.origin(
+        SrcRef(
+            "ext", ip=probe.from_ip, node=probe.at_node, text=f"ext/{probe.from_ip}@{probe.at_node}"
+        )
+    )
 
 
 def _target(resolver: Resolver, probe: Probe) -> Target:
@@ -45,7 +51,9 @@ def _target(resolver: Resolver, probe: Probe) -> Target:
         return Target(probe.to_ip, probe.port, proto, f"{probe.to_ip}:{probe.port}", service=svc)
     if probe.service is not None:
         ns, _, name = probe.service.rpartition("/")
-        return resolver._service_target(ns or "default", name, None if probe.port is None else str(probe.port), proto)
+        return resolver._service_target(
+            ns or "default", name, None if probe.port is None else str(probe.port), proto
+        )
     ns, _, name = probe.to.rpartition("/")
     pod = resolver.pod(ns or "default", name, f"[{probe.index}].to")
     num, p = resolver._pod_port(pod, None if probe.port is None else str(probe.port), proto)
@@ -84,8 +92,19 @@ def run_probe(network, resolver: Resolver, probe: Probe) -> ProbeResult:
         wrong.append(f"expected endpoints {sorted(probe.endpoints)}, found {list(endpoints)}")
     if probe.masq is not None and probe.masq != masq:
         wrong.append(f"expected masq {probe.masq}, found {masq}")
-    stated = any(v is not None for v in (probe.expect, probe.deny_kind, probe.endpoints, probe.masq))
-    return ProbeResult(probe, verdict, deny_kind, endpoints, masq, (not wrong) if stated else None, tuple(wrong), trace)
+    stated = any(
+        v is not None for v in (probe.expect, probe.deny_kind, probe.endpoints, probe.masq)
+    )
+    return ProbeResult(
+        probe,
+        verdict,
+        deny_kind,
+        endpoints,
+        masq,
+        (not wrong) if stated else None,
+        tuple(wrong),
+        trace,
+    )
 
 
 def run_check(loaded, probes: tuple[Probe, ...], progress=None) -> tuple[ProbeResult, ...]:

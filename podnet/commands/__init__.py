@@ -9,12 +9,33 @@ from typing import TextIO
 
 from podnet.errors import Problem
 
-COMMANDS = ("trace", "check", "reach", "iptables_save", "ipset_save", "generate", "show", "graph", "realize", "verify", "events", "explain", "dns")
+COMMANDS = (
+    "trace",
+    "check",
+    "reach",
+    "iptables_save",
+    "ipset_save",
+    "generate",
+    "show",
+    "graph",
+    "realize",
+    "verify",
+    "events",
+    "explain",
+    "dns",
+)
 
 
 def add_files(p: argparse.ArgumentParser) -> None:
     """The ``-f``/``-R`` options every command that reads a cluster takes."""
-    p.add_argument("-f", "--file", action="append", default=[], metavar="PATH", help="YAML file or directory (repeatable); default: the bundled demo")
+    p.add_argument(
+        "-f",
+        "--file",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="YAML file or directory (repeatable); default: the bundled demo",
+    )
     p.add_argument("-R", "--recursive", action="store_true", help="read directories recursively")
 
 

@@ -15,7 +15,13 @@ a probe file:
 
 
 def add(sub) -> None:
-    c = sub.add_parser("check", help="run a probe file: connections and what should happen to them", description="Run every probe of PROBES.yaml (SPEC section 4) and compare the outcome with its expectations. Exit 1 when one is not met.", epilog=EXAMPLES, formatter_class=RAW)
+    c = sub.add_parser(
+        "check",
+        help="run a probe file: connections and what should happen to them",
+        description="Run every probe of PROBES.yaml (SPEC section 4) and compare the outcome with its expectations. Exit 1 when one is not met.",
+        epilog=EXAMPLES,
+        formatter_class=RAW,
+    )
     c.add_argument("probes", metavar="PROBES.yaml")
     add_files(c)
     c.add_argument("-o", "--output", choices=["text", "json"], default="text")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from ipaddress import IPv4Address
 
 from podnet.commands import RAW, add_files, load, warn
@@ -76,10 +77,8 @@ def run(args, out, err) -> int:
         return 0
     name = args.name
     if args.qtype == "PTR":
-        try:
+        with contextlib.suppress(ValueError):  # a name, not an address: asked as it is
             name = reverse_name(IPv4Address(name))
-        except ValueError:
-            pass
     res = resolve(resolver.zone(), name, conf, args.qtype)
     out.write(render_dig(res, origin.pod.key))
     return 0 if res.ok else 1

@@ -19,25 +19,82 @@ EXAMPLES = """examples:
 
 
 def add(sub) -> None:
-    t = sub.add_parser("trace", help="trace a connection from SRC to DST hop by hop", description="Trace the first packet of a connection from SRC to DST, and its reply, through every device, route, rule and NAT.", epilog=EXAMPLES, formatter_class=RAW)
-    t.add_argument("src", metavar="SRC", help="[NS/]POD, pod/[NS/]POD, deploy/[NS/]NAME, node/NODE, ext/IP@NODE")
-    t.add_argument("dst", metavar="DST", help="[NS/]POD[:PORT], svc/[NS/]NAME[:PORT], node/NODE:PORT, IP:PORT, localhost:PORT, NAME.NS:PORT")
+    t = sub.add_parser(
+        "trace",
+        help="trace a connection from SRC to DST hop by hop",
+        description="Trace the first packet of a connection from SRC to DST, and its reply, through every device, route, rule and NAT.",
+        epilog=EXAMPLES,
+        formatter_class=RAW,
+    )
+    t.add_argument(
+        "src",
+        metavar="SRC",
+        help="[NS/]POD, pod/[NS/]POD, deploy/[NS/]NAME, node/NODE, ext/IP@NODE",
+    )
+    t.add_argument(
+        "dst",
+        metavar="DST",
+        help="[NS/]POD[:PORT], svc/[NS/]NAME[:PORT], node/NODE:PORT, IP:PORT, localhost:PORT, NAME.NS:PORT",
+    )
     add_files(t)
-    t.add_argument("-n", "--namespace", default="default", help="namespace for names without one (default: default)")
+    t.add_argument(
+        "-n",
+        "--namespace",
+        default="default",
+        help="namespace for names without one (default: default)",
+    )
     t.add_argument("-p", "--port", type=int, help="destination port when DST has none")
-    t.add_argument("--protocol", choices=["tcp", "udp", "sctp"], type=str.lower, help="protocol (default: the Service port's, else tcp)")
+    t.add_argument(
+        "--protocol",
+        choices=["tcp", "udp", "sctp"],
+        type=str.lower,
+        help="protocol (default: the Service port's, else tcp)",
+    )
     t.add_argument("--sport", type=int, default=40000, help="client source port (default 40000)")
-    t.add_argument("--seed", type=int, help="follow one of kube-proxy's random choices, drawn with this seed, instead of all")
-    t.add_argument("-o", "--output", choices=["text", "json", "iptables-trace"], default="text", help="text (a tree in colour on a terminal), json (SPEC section 3), iptables-trace (the kernel's TRACE log lines)")
-    t.add_argument("--pcap", metavar="FILE", help="also write every frame of every path, forward and reply, to FILE (pcap; pcapng if FILE ends in .pcapng)")
-    t.add_argument("--color", "--colour", dest="color", choices=["auto", "always", "never"], default="auto", help="colour and tree layout: auto (a terminal without NO_COLOR), always, never")
-    t.add_argument("--explain", action="store_true", help="also show how every NetworkPolicy selecting either end judges the connection, rule by rule")
+    t.add_argument(
+        "--seed",
+        type=int,
+        help="follow one of kube-proxy's random choices, drawn with this seed, instead of all",
+    )
+    t.add_argument(
+        "-o",
+        "--output",
+        choices=["text", "json", "iptables-trace"],
+        default="text",
+        help="text (a tree in colour on a terminal), json (SPEC section 3), iptables-trace (the kernel's TRACE log lines)",
+    )
+    t.add_argument(
+        "--pcap",
+        metavar="FILE",
+        help="also write every frame of every path, forward and reply, to FILE (pcap; pcapng if FILE ends in .pcapng)",
+    )
+    t.add_argument(
+        "--color",
+        "--colour",
+        dest="color",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="colour and tree layout: auto (a terminal without NO_COLOR), always, never",
+    )
+    t.add_argument(
+        "--explain",
+        action="store_true",
+        help="also show how every NetworkPolicy selecting either end judges the connection, rule by rule",
+    )
 
 
 def run(args, out, err) -> int:
     loaded = load(args, err)
     warn(loaded.warnings, err)
-    trace = loaded.trace(args.src, args.dst, namespace=args.namespace, port=args.port, protocol=args.protocol, sport=args.sport, seed=args.seed)
+    trace = loaded.trace(
+        args.src,
+        args.dst,
+        namespace=args.namespace,
+        port=args.port,
+        protocol=args.protocol,
+        sport=args.sport,
+        seed=args.seed,
+    )
     if args.pcap:
         from podnet.render.pcap import write_pcap
 

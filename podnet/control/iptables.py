@@ -23,7 +23,6 @@ name, as iptables-save lists them (libiptc keeps chains sorted; iptables-nft sor
 from __future__ import annotations
 
 from dataclasses import replace
-
 from itertools import chain as ichain
 
 from podnet.control import kubeproxy_chains as kc

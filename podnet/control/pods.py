@@ -165,7 +165,9 @@ def place(
             try:
                 decision = sched.schedule(d.spec, key)
             except Unschedulable as e:
-                if is_addon(d.spec.meta):  # kubeadm's CoreDNS stays Pending: DNS fails, not the input
+                if is_addon(
+                    d.spec.meta
+                ):  # kubeadm's CoreDNS stays Pending: DNS fails, not the input
                     report.warn(f"Pod {key} cannot be scheduled: {e.message}", d.src, d.prefix)
                     continue
                 failed += 1

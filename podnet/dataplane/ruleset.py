@@ -268,7 +268,9 @@ def _shared_build(tables: tuple[Table, ...], threshold: int | None) -> Ruleset |
         builtins = BUILTIN_CHAINS.get(table.name, ())
         mine_names = {c.name for c in mine}
         for name in gone:
-            if name in builtins or any(p in names and p not in mine_names for p in jumps_in.get(name, ())):
+            if name in builtins or any(
+                p in names and p not in mine_names for p in jumps_in.get(name, ())
+            ):
                 return None
         compiled: dict[str, CompiledChain] = {}
         for chain in mine:
@@ -301,7 +303,13 @@ def _own_targets_ok(table: str, mine: dict[str, CompiledChain], names: set[str])
     return True
 
 
-def _own_cycle(table: str, mine: dict[str, CompiledChain], ref: Ruleset, jumps_in: dict[str, list[str]], names: set[str]) -> bool:
+def _own_cycle(
+    table: str,
+    mine: dict[str, CompiledChain],
+    ref: Ruleset,
+    jumps_in: dict[str, list[str]],
+    names: set[str],
+) -> bool:
     """Whether a jump cycle passes through an own chain. Every chain of such a cycle reaches an
     own chain; those that are the reference's jump as they did there, so the chains that reach an
     own chain are found backwards over the reference's jumps, and the search stays among them."""

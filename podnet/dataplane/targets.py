@@ -70,7 +70,13 @@ _TARGET_OPTS: dict[str, dict[str, int]] = {
     },
     "CT": {"--notrack": 0},
     # NFLOG hands a copy to userspace (xt_NFLOG.c) and lets the packet go on, like LOG.
-    "NFLOG": {"--nflog-group": 1, "--nflog-prefix": 1, "--nflog-range": 1, "--nflog-size": 1, "--nflog-threshold": 1},
+    "NFLOG": {
+        "--nflog-group": 1,
+        "--nflog-prefix": 1,
+        "--nflog-range": 1,
+        "--nflog-size": 1,
+        "--nflog-threshold": 1,
+    },
 }
 
 

@@ -10,13 +10,26 @@ from podnet.analysis.check import ProbeResult
 def summary(results: tuple[ProbeResult, ...]) -> dict:
     ok = sum(1 for r in results if r.ok is True)
     failed = sum(1 for r in results if r.ok is False)
-    return {"total": len(results), "ok": ok, "failed": failed, "unchecked": len(results) - ok - failed}
+    return {
+        "total": len(results),
+        "ok": ok,
+        "failed": failed,
+        "unchecked": len(results) - ok - failed,
+    }
 
 
 def render_check_json(results: tuple[ProbeResult, ...]) -> str:
     out = {
         "results": [
-            {"index": r.probe.index, "probe": r.probe.as_dict(), "verdict": r.verdict, "deny_kind": r.deny_kind, "endpoints": list(r.endpoints), "masq": r.masq, "ok": r.ok}
+            {
+                "index": r.probe.index,
+                "probe": r.probe.as_dict(),
+                "verdict": r.verdict,
+                "deny_kind": r.deny_kind,
+                "endpoints": list(r.endpoints),
+                "masq": r.masq,
+                "ok": r.ok,
+            }
             for r in results
         ],
         "summary": summary(results),
@@ -50,5 +63,7 @@ def render_check_text(results: tuple[ProbeResult, ...]) -> str:
                     lines.append(f"       {path.disposition}: {path.forward.reason}")
                     break
     s = summary(results)
-    lines.append(f"{s['total']} probes: {s['ok']} ok, {s['failed']} failed, {s['unchecked']} unchecked")
+    lines.append(
+        f"{s['total']} probes: {s['ok']} ok, {s['failed']} failed, {s['unchecked']} unchecked"
+    )
     return "\n".join(lines) + "\n"

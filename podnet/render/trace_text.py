@@ -95,10 +95,14 @@ def render_trace(trace: Trace) -> str:
 def render_dns(d) -> list[str]:
     """The name lookup before the connection: resolv.conf, the query's flow, names tried."""
     out = ["", f"dns {d.name}: {'resolved' if d.ok else 'FAILED'}  {d.reason}"]
-    out.append(f"  resolv.conf: nameserver {d.server}  search {' '.join(d.search)}  options ndots:{d.ndots}")
+    out.append(
+        f"  resolv.conf: nameserver {d.server}  search {' '.join(d.search)}  options ndots:{d.ndots}"
+    )
     if d.flow is not None:
         f = d.flow
-        out.append(f"  query flow {f.packet.src}:{f.packet.sport} -> {f.packet.dst}:{f.packet.dport} {f.packet.proto}: {f.verdict}")
+        out.append(
+            f"  query flow {f.packet.src}:{f.packet.sport} -> {f.packet.dst}:{f.packet.dport} {f.packet.proto}: {f.verdict}"
+        )
         for i, path in enumerate(f.paths, 1):
             out += ["  " + x for x in render_path(path, i, len(f.paths))]
     for q in d.queries:

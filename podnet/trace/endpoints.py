@@ -76,7 +76,7 @@ def _ns_name(what: str, text: str, offset: int, body: str, default_ns: str) -> t
         raise caret_error(
             what, text, offset, offset + len(body), f"cannot read '{body}'", "write NAME or NS/NAME"
         )
-    ns, name = (parts if len(parts) == 2 else [default_ns, parts[0]])
+    ns, name = parts if len(parts) == 2 else [default_ns, parts[0]]
     pos = offset
     for part in parts:
         if not _NAME_RE.match(part):
@@ -176,7 +176,9 @@ def parse_dst(text: str, default_ns: str = "default") -> DstRef:
             _, name = _ns_name("DST", text, 5, body, "")
             return DstRef("node", name=name, port=port, text=text)
         ns, name = _ns_name("DST", text, len(kind) + 1, body, default_ns)
-        return DstRef("svc" if kind in ("svc", "service") else "pod", ns, name, port=port, text=text)
+        return DstRef(
+            "svc" if kind in ("svc", "service") else "pod", ns, name, port=port, text=text
+        )
     body, port = _split_port("DST", text, text, 0)
     if body == "localhost":
         return DstRef("localhost", port=port, text=text)

@@ -75,7 +75,13 @@ class Engine:
         route = v.route(netns, hdr.dst)
         if route is None:
             fl = fl.enter(node, netns, "-", "out")
-            return [self._end(fl, "NO_ROUTE", f"{netns} has no route to {hdr.dst}: connect() fails with 'Network is unreachable'")]
+            return [
+                self._end(
+                    fl,
+                    "NO_ROUTE",
+                    f"{netns} has no route to {hdr.dst}: connect() fails with 'Network is unreachable'",
+                )
+            ]
         fl, loop = self._open(fl, netns, route.dev, "out")
         if loop:
             return [loop]
@@ -92,7 +98,9 @@ class Engine:
                 # ip_route_me_harder: DNAT in OUTPUT re-routes the packet (net/ipv4/netfilter.c)
                 route1 = v.route(netns, hdr1.dst)
                 if route1 is None:
-                    ends.append(self._end(fl1, "NO_ROUTE", f"{netns} has no route to {hdr1.dst} after DNAT"))
+                    ends.append(
+                        self._end(fl1, "NO_ROUTE", f"{netns} has no route to {hdr1.dst} after DNAT")
+                    )
                     continue
                 fl1 = fl1.step(Step("route", route1.text(), detail=_d(reroute=True)))
                 if route1.dev != route.dev:
@@ -100,7 +108,9 @@ class Engine:
             if route1.type == "local":
                 ends += self._postrouting_then(fl1, netns, "lo", ct, None, local=True)
             else:
-                ends += self._postrouting_then(fl1, netns, route1.dev, ct, route1.gateway or hdr1.dst)
+                ends += self._postrouting_then(
+                    fl1, netns, route1.dev, ct, route1.gateway or hdr1.dst
+                )
         return ends
 
     # ------------------------------------------------------------------ arriving on a device
@@ -116,23 +126,33 @@ class Engine:
             return self._bridge_ingress(fl, netns, device, link.master)
         return self._l3_input(fl, netns, device)
 
-    def _l3_input(self, fl: Flight, netns: str, device: str, physin: str | None = None, *, opened: bool = False) -> list[End]:
-        v = self.view
-        node = v.node_of(netns)
+    def _l3_input(
+        self,
+        fl: Flight,
+        netns: str,
+        device: str,
+        physin: str | None = None,
+        *,
+        opened: bool = False,
+    ) -> list[End]:
         if not opened:
             fl, loop = self._open(fl, netns, device, "in")
             if loop:
                 return [loop]
         fl, ct = self.hooks.ct_begin(fl, netns, "PREROUTING")
         ends: list[End] = []
-        for fl1, oc in self.hooks.run(fl, netns, "PREROUTING", ct, in_iface=device, out_iface=None, physin=physin):
+        for fl1, oc in self.hooks.run(
+            fl, netns, "PREROUTING", ct, in_iface=device, out_iface=None, physin=physin
+        ):
             if oc is not None:
                 ends.append(oc)
                 continue
             ends += self._route_input(fl1, netns, device, physin, ct)
         return ends
 
-    def _route_input(self, fl: Flight, netns: str, device: str, physin: str | None, ct) -> list[End]:
+    def _route_input(
+        self, fl: Flight, netns: str, device: str, physin: str | None, ct
+    ) -> list[End]:
         v = self.view
         hdr = outer(fl.packet)
         route = v.route(netns, hdr.dst)
@@ -141,7 +161,9 @@ class Engine:
         fl = fl.step(Step("route", route.text()))
         if route.type == "local":
             ends: list[End] = []
-            for fl1, oc in self.hooks.run(fl, netns, "INPUT", ct, in_iface=device, out_iface=None, physin=physin):
+            for fl1, oc in self.hooks.run(
+                fl, netns, "INPUT", ct, in_iface=device, out_iface=None, physin=physin
+            ):
                 if oc is not None:
                     ends.append(oc)
                     continue
@@ -149,33 +171,74 @@ class Engine:
                 ends += self._local_deliver(fl1, netns, device)
             return ends
         if route.type != "unicast":
-            return [self._end(fl, "DROPPED", f"route type {route.type} to {hdr.dst} discards the packet")]
+            return [
+                self._end(
+                    fl, "DROPPED", f"route type {route.type} to {hdr.dst} discards the packet"
+                )
+            ]
         if v.sysctl(netns, "net.ipv4.ip_forward") != 1:
-            return [self._end(fl, "DROPPED", f"{netns} does not forward (net.ipv4.ip_forward = 0) and {hdr.dst} is not its own address")]
+            return [
+                self._end(
+                    fl,
+                    "DROPPED",
+                    f"{netns} does not forward (net.ipv4.ip_forward = 0) and {hdr.dst} is not its own address",
+                )
+            ]
         if fl.packet.ttl <= 1:
-            return [self._end(fl, "TTL_EXCEEDED", f"TTL expired in {netns}: the kernel answers ICMP time exceeded")]
+            return [
+                self._end(
+                    fl,
+                    "TTL_EXCEEDED",
+                    f"TTL expired in {netns}: the kernel answers ICMP time exceeded",
+                )
+            ]
         # ip_forward decrements the TTL before the FORWARD hook (net/ipv4/ip_forward.c)
         fl = fl.with_packet(fl.packet.with_(ttl=fl.packet.ttl - 1))
         fl, loop = self._open(fl, netns, route.dev, "out")
         if loop:
             return [loop]
         ends = []
-        for fl1, oc in self.hooks.run(fl, netns, "FORWARD", ct, in_iface=device, out_iface=route.dev, physin=physin):
+        for fl1, oc in self.hooks.run(
+            fl, netns, "FORWARD", ct, in_iface=device, out_iface=route.dev, physin=physin
+        ):
             if oc is not None:
                 ends.append(oc)
                 continue
             ends += self._postrouting_then(fl1, netns, route.dev, ct, route.gateway or hdr.dst)
         return ends
 
-    def _postrouting_then(self, fl: Flight, netns: str, dev: str, ct, nexthop, *, local: bool = False, physout: str | None = None, physin: str | None = None, bridged_port: str | None = None) -> list[End]:
+    def _postrouting_then(
+        self,
+        fl: Flight,
+        netns: str,
+        dev: str,
+        ct,
+        nexthop,
+        *,
+        local: bool = False,
+        physout: str | None = None,
+        physin: str | None = None,
+        bridged_port: str | None = None,
+    ) -> list[End]:
         ends: list[End] = []
-        for fl1, oc in self.hooks.run(fl, netns, "POSTROUTING", ct, in_iface=None, out_iface=dev, physin=physin, physout=physout):
+        for fl1, oc in self.hooks.run(
+            fl,
+            netns,
+            "POSTROUTING",
+            ct,
+            in_iface=None,
+            out_iface=dev,
+            physin=physin,
+            physout=physout,
+        ):
             if oc is not None:
                 ends.append(oc)
                 continue
             fl1 = self.hooks.ct_confirm(fl1, netns, ct, "POSTROUTING")
             if local:
-                fl1 = fl1.step(Step("route", "loopback: the packet is its own host's")).l2(LOOPBACK_MAC, LOOPBACK_MAC)
+                fl1 = fl1.step(Step("route", "loopback: the packet is its own host's")).l2(
+                    LOOPBACK_MAC, LOOPBACK_MAC
+                )
                 ends += self._l3_input(fl1, netns, "lo")
             elif bridged_port is not None:
                 ends += self._xmit_port(fl1, netns, bridged_port)
@@ -191,14 +254,39 @@ class Engine:
         if p.encap is not None:
             vx = v.vxlan_socket(netns, p.encap.dst, p.encap.dport, p.encap.vni)
             if vx is None:
-                return [self._end(fl, "DROPPED", f"no VXLAN device of {netns} listens on {p.encap.dst}:{p.encap.dport} with VNI {p.encap.vni}")]
+                return [
+                    self._end(
+                        fl,
+                        "DROPPED",
+                        f"no VXLAN device of {netns} listens on {p.encap.dst}:{p.encap.dport} with VNI {p.encap.vni}",
+                    )
+                ]
             inner = p.with_(encap=None)
-            fl = fl.step(Step("decap", f"vxlan VNI {p.encap.vni} from {p.encap.src}:{p.encap.sport}: inner frame to {vx.name}", detail=_d(vni=p.encap.vni)))
-            fl = fl.with_packet(inner).l2(fl.inner_l2[0] if fl.inner_l2 else None, vx.mac).update(inner_l2=None)
+            fl = fl.step(
+                Step(
+                    "decap",
+                    f"vxlan VNI {p.encap.vni} from {p.encap.src}:{p.encap.sport}: inner frame to {vx.name}",
+                    detail=_d(vni=p.encap.vni),
+                )
+            )
+            fl = (
+                fl.with_packet(inner)
+                .l2(fl.inner_l2[0] if fl.inner_l2 else None, vx.mac)
+                .update(inner_l2=None)
+            )
             return self._l3_input(fl, netns, vx.name)
         who = v.socket_owner(netns, p)
         what = who or netns
-        return [self._end(fl, "DELIVERED", f"delivered to {what} on {p.dst}:{p.dport}/{p.proto}", endpoint=who, netns=netns, step=Step("deliver", f"{p.proto} {p.dst}:{p.dport} socket of {what}"))]
+        return [
+            self._end(
+                fl,
+                "DELIVERED",
+                f"delivered to {what} on {p.dst}:{p.dport}/{p.proto}",
+                endpoint=who,
+                netns=netns,
+                step=Step("deliver", f"{p.proto} {p.dst}:{p.dport} socket of {what}"),
+            )
+        ]
 
     # ------------------------------------------------------------------ out a device
 
@@ -215,7 +303,13 @@ class Engine:
             return self._via_gateway(fl.l2(link.mac, None), netns, dev, nexthop)
         hit = v.arp(netns, dev, nexthop)
         if hit is None:
-            return [self._end(fl, "NEIGHBOR_UNREACHABLE", f"no host answers ARP for {nexthop} on {dev} of {netns}")]
+            return [
+                self._end(
+                    fl,
+                    "NEIGHBOR_UNREACHABLE",
+                    f"no host answers ARP for {nexthop} on {dev} of {netns}",
+                )
+            ]
         peer_ns, peer_dev, mac = hit
         fl = fl.step(Step("neigh", f"{nexthop} dev {dev} lladdr {mac} REACHABLE")).l2(link.mac, mac)
         if link.kind == "bridge":
@@ -229,15 +323,35 @@ class Engine:
         v = self.view
         neigh = v.neigh(netns, link.name, nexthop)
         if neigh is None:
-            return [self._end(fl, "NEIGHBOR_UNREACHABLE", f"{link.name} has no neighbour entry for {nexthop}: flannel adds one per node it knows, and VXLAN does not ARP")]
+            return [
+                self._end(
+                    fl,
+                    "NEIGHBOR_UNREACHABLE",
+                    f"{link.name} has no neighbour entry for {nexthop}: flannel adds one per node it knows, and VXLAN does not ARP",
+                )
+            ]
         fl = fl.step(Step("neigh", neigh.text())).l2(link.mac, neigh.mac)
         remote = v.vxlan_fdb(netns, link.name, neigh.mac)
         if remote is None:
-            return [self._end(fl, "NEIGHBOR_UNREACHABLE", f"{link.name} has no FDB entry for {neigh.mac}: no VTEP to send to")]
+            return [
+                self._end(
+                    fl,
+                    "NEIGHBOR_UNREACHABLE",
+                    f"{link.name} has no FDB entry for {neigh.mac}: no VTEP to send to",
+                )
+            ]
         vx = link.vxlan
         fl = fl.step(Step("fdb", f"{neigh.mac} dev {link.name} dst {remote} self permanent"))
-        encap = Encap(src=vx.local, dst=remote, sport=vxlan_source_port(fl.packet), dport=vx.port, vni=vx.vni)
-        fl = fl.step(Step("encap", f"vxlan VNI {vx.vni}: {vx.local}:{encap.sport} -> {remote}:{vx.port} udp", detail=_d(vni=vx.vni)))
+        encap = Encap(
+            src=vx.local, dst=remote, sport=vxlan_source_port(fl.packet), dport=vx.port, vni=vx.vni
+        )
+        fl = fl.step(
+            Step(
+                "encap",
+                f"vxlan VNI {vx.vni}: {vx.local}:{encap.sport} -> {remote}:{vx.port} udp",
+                detail=_d(vni=vx.vni),
+            )
+        )
         fl = fl.with_packet(fl.packet.with_(encap=encap)).update(inner_l2=(link.mac, neigh.mac))
         # the outer packet is sent as locally generated (iptunnel_xmit -> ip_local_out)
         return self.send(fl, netns)
@@ -255,52 +369,104 @@ class Engine:
             return self.receive(fl.update(dst_mac=None), client, "eth0")
         cfg = v.network.cluster.config
         if dst in cfg.cluster_cidr or dst in cfg.service_cidr or dst in v.network.underlay:
-            what = "ClusterIPs exist only in kube-proxy's rules on the nodes" if dst in cfg.service_cidr else "the cluster's own addresses are not routed beyond the nodes"
-            return [self._end(fl, "NO_ROUTE", f"the underlay gateway {gw} has no route to {dst}: {what}")]
-        return [self._end(fl, "EXITS_NETWORK", f"leaves the cluster through the underlay gateway {gw} toward {dst}")]
+            what = (
+                "ClusterIPs exist only in kube-proxy's rules on the nodes"
+                if dst in cfg.service_cidr
+                else "the cluster's own addresses are not routed beyond the nodes"
+            )
+            return [
+                self._end(
+                    fl, "NO_ROUTE", f"the underlay gateway {gw} has no route to {dst}: {what}"
+                )
+            ]
+        return [
+            self._end(
+                fl,
+                "EXITS_NETWORK",
+                f"leaves the cluster through the underlay gateway {gw} toward {dst}",
+            )
+        ]
 
     # ------------------------------------------------------------------ the bridge
 
     def _bridge_ingress(self, fl: Flight, netns: str, port: str, bridge: str) -> list[End]:
         v = self.view
-        node = v.node_of(netns)
         fl, loop = self._open(fl, netns, port, "in")
         if loop:
             return [loop]
         mac = fl.dst_mac
         if v.bridge_own(netns, bridge, mac):
-            fl = fl.step(Step("bridge", f"{bridge}: {mac} is the bridge's own address: up to the host (L3) on {bridge}"))
+            fl = fl.step(
+                Step(
+                    "bridge",
+                    f"{bridge}: {mac} is the bridge's own address: up to the host (L3) on {bridge}",
+                )
+            )
             fl, loop = self._open(fl, netns, bridge, "in")
             if loop:
                 return [loop]
             return self._l3_input(fl, netns, bridge, physin=port, opened=True)
         entry = v.bridge_fdb(netns, bridge, mac)
         if entry is None:
-            return [self._end(fl, "NEIGHBOR_UNREACHABLE", f"{bridge} has no FDB entry for {mac}; the flooded frame reaches no host with that address")]
+            return [
+                self._end(
+                    fl,
+                    "NEIGHBOR_UNREACHABLE",
+                    f"{bridge} has no FDB entry for {mac}; the flooded frame reaches no host with that address",
+                )
+            ]
         fl = fl.step(Step("fdb", entry.text()))
         out_port = entry.dev
         if out_port == port and not v.link(netns, port).hairpin:
-            return [self._end(fl, "DROPPED", f"{bridge} does not send a frame back out its ingress port {port} (hairpin off)")]
+            return [
+                self._end(
+                    fl,
+                    "DROPPED",
+                    f"{bridge} does not send a frame back out its ingress port {port} (hairpin off)",
+                )
+            ]
         fl = fl.step(Step("bridge", f"{bridge}: forward {port} -> {out_port}"))
         if v.sysctl(netns, "net.bridge.bridge-nf-call-iptables") != 1:
             return self._xmit_port(fl, netns, out_port)
         # br_netfilter: the bridged IPv4 frame walks the host's iptables with -i/-o the bridge
         fl, ct = self.hooks.ct_begin(fl, netns, "PREROUTING")
         ends: list[End] = []
-        for fl1, oc in self.hooks.run(fl, netns, "PREROUTING", ct, in_iface=bridge, out_iface=None, physin=port):
+        for fl1, oc in self.hooks.run(
+            fl, netns, "PREROUTING", ct, in_iface=bridge, out_iface=None, physin=port
+        ):
             if oc is not None:
                 ends.append(oc)
                 continue
             if fl1.packet.dst != fl.packet.dst:
                 # DNAT on a bridged frame: br_netfilter hands it to IP routing instead
-                fl1 = fl1.step(Step("bridge", f"{bridge}: destination changed by DNAT: routed by the host"))
+                fl1 = fl1.step(
+                    Step("bridge", f"{bridge}: destination changed by DNAT: routed by the host")
+                )
                 ends += self._route_input(fl1, netns, bridge, port, ct)
                 continue
-            for fl2, oc2 in self.hooks.run(fl1, netns, "FORWARD", ct, in_iface=bridge, out_iface=bridge, physin=port, physout=out_port):
+            for fl2, oc2 in self.hooks.run(
+                fl1,
+                netns,
+                "FORWARD",
+                ct,
+                in_iface=bridge,
+                out_iface=bridge,
+                physin=port,
+                physout=out_port,
+            ):
                 if oc2 is not None:
                     ends.append(oc2)
                     continue
-                ends += self._postrouting_then(fl2, netns, bridge, ct, None, physin=port, physout=out_port, bridged_port=out_port)
+                ends += self._postrouting_then(
+                    fl2,
+                    netns,
+                    bridge,
+                    ct,
+                    None,
+                    physin=port,
+                    physout=out_port,
+                    bridged_port=out_port,
+                )
         return ends
 
     def _bridge_output(self, fl: Flight, netns: str, bridge: str, mac: str) -> list[End]:
@@ -323,20 +489,41 @@ class Engine:
 
     # ------------------------------------------------------------------ endings
 
-    def _open(self, fl: Flight, netns: str, device: str, direction: str) -> tuple[Flight, End | None]:
+    def _open(
+        self, fl: Flight, netns: str, device: str, direction: str
+    ) -> tuple[Flight, End | None]:
         """Start a hop on ``device``; end the branch as LOOP when the same packet was already
         there (a forwarding loop) or the path grows beyond any real one."""
         fl = fl.enter(self.view.node_of(netns), netns, device, direction)
         key = _flow_key(netns, device, direction, fl.packet)
         if key in fl.seen:
-            return fl, self._end(fl, "LOOP", f"the packet comes back to {device} of {netns} unchanged: a forwarding loop {_cycle(fl.hops, key)}")
+            return fl, self._end(
+                fl,
+                "LOOP",
+                f"the packet comes back to {device} of {netns} unchanged: a forwarding loop {_cycle(fl.hops, key)}",
+            )
         if len(fl.hops) > MAX_HOPS:
-            return fl, self._end(fl, "LOOP", f"more than {MAX_HOPS} hops: a forwarding loop (the last hops: {_walk(fl.hops[-8:])} -> {netns} {device} {direction})")
+            return fl, self._end(
+                fl,
+                "LOOP",
+                f"more than {MAX_HOPS} hops: a forwarding loop (the last hops: {_walk(fl.hops[-8:])} -> {netns} {device} {direction})",
+            )
         return fl.update(seen=fl.seen | {key}), None
 
-    def _end(self, fl: Flight, disposition: str, reason: str, *, endpoint: str | None = None, netns: str | None = None, step: Step | None = None) -> End:
+    def _end(
+        self,
+        fl: Flight,
+        disposition: str,
+        reason: str,
+        *,
+        endpoint: str | None = None,
+        netns: str | None = None,
+        step: Step | None = None,
+    ) -> End:
         if step is None:
-            step = Step("drop", reason) if disposition not in ("DELIVERED", "EXITS_NETWORK") else None
+            step = (
+                Step("drop", reason) if disposition not in ("DELIVERED", "EXITS_NETWORK") else None
+            )
         if step is not None:
             fl = fl.step(step)
         return End(fl, disposition, reason, endpoint=endpoint, netns=netns)
@@ -354,7 +541,9 @@ def _cycle(hops, key: tuple) -> str:
     """The hops that repeat: from the first visit of ``key``'s device back to it."""
     netns, device, direction = key[:3]
     for i, h in enumerate(hops):
-        if (h.netns, h.device, h.direction) == (netns, device, direction) and _flow_key(netns, device, direction, h.packet) == key:
+        if (h.netns, h.device, h.direction) == (netns, device, direction) and _flow_key(
+            netns, device, direction, h.packet
+        ) == key:
             return f"through {_walk(hops[i:])} -> {netns} {device} {direction} again"
     return f"at {netns} {device} {direction}"
 

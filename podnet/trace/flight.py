@@ -22,7 +22,9 @@ def _copier(cls: type):
     names = [f.name for f in fields(cls)]
     params = ", ".join(f"{n}=_M" for n in names)
     body = "".join(f"    _s_{n}(new, obj.{n} if {n} is _M else {n})\n" for n in names)
-    env = {"_M": _MISSING, "_new": object.__new__, "cls": cls} | {f"_s_{n}": getattr(cls, n).__set__ for n in names}
+    env = {"_M": _MISSING, "_new": object.__new__, "cls": cls} | {
+        f"_s_{n}": getattr(cls, n).__set__ for n in names
+    }
     exec(f"def copy(obj, *, {params}):\n    new = _new(cls)\n{body}    return new\n", env)  # noqa: S102
     return env["copy"]
 
@@ -53,7 +55,17 @@ class HopDraft:
     nftrace: tuple[NfTrace, ...] = ()
 
     def done(self) -> Hop:
-        return Hop(self.node, self.netns, self.device, self.direction, self.steps, self.packet, self.src_mac, self.dst_mac, self.nftrace)
+        return Hop(
+            self.node,
+            self.netns,
+            self.device,
+            self.direction,
+            self.steps,
+            self.packet,
+            self.src_mac,
+            self.dst_mac,
+            self.nftrace,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +91,9 @@ class Flight:
         return replace(
             self,
             hops=hops,
-            hop=HopDraft(node, netns, device, direction, self.packet, (), self.src_mac, self.dst_mac),
+            hop=HopDraft(
+                node, netns, device, direction, self.packet, (), self.src_mac, self.dst_mac
+            ),
         )
 
     def l2(self, src_mac: str | None, dst_mac: str | None) -> Flight:

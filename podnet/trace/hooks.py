@@ -21,7 +21,6 @@ from podnet.trace.flight import End, Flight
 from podnet.trace.policy_glue import policy_end, policy_steps
 from podnet.trace.view import NetView
 
-
 EMPTY_CT = ctmod.ConntrackTable()
 
 
@@ -87,7 +86,13 @@ class Hooks:
             back = h.with_(dst=o.src, dport=o.sport)
             if back != h:
                 fl = fl.with_packet(with_header(fl.packet, back))
-                fl = fl.step(Step("conntrack", f"reply of {_tuple(o)}: {nat_text(h, back)} (undo SNAT)", detail=FrozenDict(entry=ctmod.render_entry(entry))))
+                fl = fl.step(
+                    Step(
+                        "conntrack",
+                        f"reply of {_tuple(o)}: {nat_text(h, back)} (undo SNAT)",
+                        detail=FrozenDict(entry=ctmod.render_entry(entry)),
+                    )
+                )
             else:
                 fl = fl.step(Step("conntrack", f"reply of {_tuple(o)}: ctstate ESTABLISHED"))
             return fl, CtState(False, direction, entry, h, "ESTABLISHED")
@@ -97,9 +102,13 @@ class Hooks:
         fwd = ctmod.translate_original(entry, h)
         if fwd != h:
             fl = fl.with_packet(with_header(fl.packet, fwd))
-            fl = fl.step(Step("conntrack", f"{_tuple(entry.orig)}: {nat_text(h, fwd)} (known connection)"))
+            fl = fl.step(
+                Step("conntrack", f"{_tuple(entry.orig)}: {nat_text(h, fwd)} (known connection)")
+            )
         else:
-            fl = fl.step(Step("conntrack", f"{_tuple(entry.orig)}: known connection, ctstate {state}"))
+            fl = fl.step(
+                Step("conntrack", f"{_tuple(entry.orig)}: known connection, ctstate {state}")
+            )
         return fl, CtState(False, direction, entry, h, state)
 
     def ct_confirm(self, fl: Flight, netns: str, ct: CtState, hook: str) -> Flight:
@@ -114,12 +123,25 @@ class Hooks:
             back = h.with_(src=o.dst, sport=o.dport)
             if back != h:
                 fl = fl.with_packet(with_header(fl.packet, back))
-                fl = fl.step(Step("conntrack", f"reply of {_tuple(o)}: {nat_text(h, back)} (undo DNAT)"))
+                fl = fl.step(
+                    Step("conntrack", f"reply of {_tuple(o)}: {nat_text(h, back)} (undo DNAT)")
+                )
         return fl
 
     # ------------------------------------------------------------------ hooks
 
-    def run(self, fl: Flight, netns: str, hook: str, ct: CtState, *, in_iface: str | None, out_iface: str | None, physin: str | None = None, physout: str | None = None) -> Iterator[tuple[Flight | None, End | None]]:
+    def run(
+        self,
+        fl: Flight,
+        netns: str,
+        hook: str,
+        ct: CtState,
+        *,
+        in_iface: str | None,
+        out_iface: str | None,
+        physin: str | None = None,
+        physout: str | None = None,
+    ) -> Iterator[tuple[Flight | None, End | None]]:
         """Walk ``hook`` of ``netns``; yield ``(flight, None)`` per accepted branch and
         ``(None, end)`` per branch that a rule dropped or rejected."""
         v = self.view
@@ -148,8 +170,23 @@ class Hooks:
         outcomes = nf.traverse(ruleset, hook, ctx, h)
         for oc in outcomes:
             # one outcome has probability 1: skip the Fraction product and the copy
-            fl1 = (fl if len(outcomes) == 1 else fl.update(prob=fl.prob * oc.probability)).step(*oc.steps)
-            fl1 = fl1.nftrace(NfTrace(hook, oc.trace, fl.packet, with_header(fl.packet, oc.packet), in_iface, out_iface, physin, physout, fl.src_mac, fl.dst_mac))
+            fl1 = (fl if len(outcomes) == 1 else fl.update(prob=fl.prob * oc.probability)).step(
+                *oc.steps
+            )
+            fl1 = fl1.nftrace(
+                NfTrace(
+                    hook,
+                    oc.trace,
+                    fl.packet,
+                    with_header(fl.packet, oc.packet),
+                    in_iface,
+                    out_iface,
+                    physin,
+                    physout,
+                    fl.src_mac,
+                    fl.dst_mac,
+                )
+            )
             if oc.verdict in ("DROP", "REJECT"):
                 end = policy_end(self.view, fl1, oc, netns)  # NetworkPolicy: DENIED_*
                 if end is not None:
@@ -164,8 +201,19 @@ class Hooks:
                 yield None, _ending(fl1, "REJECTED", oc, netns, hook)
                 continue
             if oc.packet != h:
-                if (oc.packet.src, oc.packet.sport, oc.packet.dst, oc.packet.dport) != (h.src, h.sport, h.dst, h.dport):
-                    fl1 = fl1.step(Step("nat", nat_text(h, oc.packet), detail=FrozenDict(kind=oc.nat.kind if oc.nat else "")))
+                if (oc.packet.src, oc.packet.sport, oc.packet.dst, oc.packet.dport) != (
+                    h.src,
+                    h.sport,
+                    h.dst,
+                    h.dport,
+                ):
+                    fl1 = fl1.step(
+                        Step(
+                            "nat",
+                            nat_text(h, oc.packet),
+                            detail=FrozenDict(kind=oc.nat.kind if oc.nat else ""),
+                        )
+                    )
                     fl1 = fl1.update(nat_seen=True)
                 fl1 = fl1.with_packet(with_header(fl1.packet, oc.packet))
             if oc.recent_set:

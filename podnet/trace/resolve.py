@@ -106,11 +106,23 @@ class Resolver:
         if ref.kind == "ext":
             if ref.node not in self.nodes:
                 raise _unknown("SRC", ref.node, sorted(self.nodes), "node")
-            return Origin(f"external:{ref.ip}", ref.ip, f"ext/{ref.ip}@{ref.node}", node=ref.node, external=ref.ip)
+            return Origin(
+                f"external:{ref.ip}",
+                ref.ip,
+                f"ext/{ref.ip}@{ref.node}",
+                node=ref.node,
+                external=ref.ip,
+            )
         if ref.kind == "deploy":
             pods = self.workload_pods(ref.namespace, ref.name, ("Deployment",))
             if not pods:
-                names = sorted({f"{p.namespace}/{p.owner[1].rsplit('-', 1)[0]}" for p in self.cluster.pods if p.owner and p.owner[0] == "ReplicaSet"})
+                names = sorted(
+                    {
+                        f"{p.namespace}/{p.owner[1].rsplit('-', 1)[0]}"
+                        for p in self.cluster.pods
+                        if p.owner and p.owner[0] == "ReplicaSet"
+                    }
+                )
                 raise _unknown("SRC", f"{ref.namespace}/{ref.name}", names, "Deployment")
             pod = pods[0]
         else:
@@ -121,7 +133,9 @@ class Resolver:
 
     # ------------------------------------------------------------------ DST
 
-    def target(self, ref: DstRef, origin: Origin, port: int | None, protocol: str | None) -> Target | NameTarget:
+    def target(
+        self, ref: DstRef, origin: Origin, port: int | None, protocol: str | None
+    ) -> Target | NameTarget:
         """Where DST points. A DNS name (``NAME.NS[.svc.DOMAIN]``, or a bare name that is no Pod
         of the namespace) from a Pod is a NameTarget: the Pod's resolver looks it up first. From a
         node or an outside client (whose resolver podnet does not model) the name is read as the
@@ -138,9 +152,18 @@ class Resolver:
             bare = "/" not in ref.text.split(":", 1)[0]
             # A bare name is a Pod of the namespace (SPEC); else, from a Pod, the name its resolver
             # finds (a Service of the Pod's namespace, first of the search list); else a workload.
-            if bare and origin.pod is not None and key not in self.pods and f"{origin.pod.namespace}/{ref.name}" in self.services:
+            if (
+                bare
+                and origin.pod is not None
+                and key not in self.pods
+                and f"{origin.pod.namespace}/{ref.name}" in self.services
+            ):
                 return NameTarget(ref.name, text_port, protocol, ref.text)
-            if key not in self.pods and key in self.services and not self.workload_pods(ref.namespace, ref.name):
+            if (
+                key not in self.pods
+                and key in self.services
+                and not self.workload_pods(ref.namespace, ref.name)
+            ):
                 return self._service_target(ref.namespace, ref.name, text_port, protocol)
             pod = self.pod(ref.namespace, ref.name, "DST")
             num, proto = self._pod_port(pod, text_port, protocol)
@@ -153,9 +176,15 @@ class Resolver:
             return Target(node.ip, num, (protocol or "tcp").lower(), f"node/{node.name}:{num}")
         if ref.kind == "localhost":
             if origin.pod is None:
-                raise UsageError(Problem("localhost needs a Pod as SRC", path="DST", hint="trace POD localhost:PORT"))
+                raise UsageError(
+                    Problem(
+                        "localhost needs a Pod as SRC", path="DST", hint="trace POD localhost:PORT"
+                    )
+                )
             num = _need_port(text_port, ref.text)
-            return Target(IPv4Address("127.0.0.1"), num, (protocol or "tcp").lower(), f"localhost:{num}")
+            return Target(
+                IPv4Address("127.0.0.1"), num, (protocol or "tcp").lower(), f"localhost:{num}"
+            )
         num = _need_port(text_port, ref.text)
         return Target(ref.ip, num, (protocol or "tcp").lower(), f"{ref.ip}:{num}")
 
@@ -165,7 +194,13 @@ class Resolver:
             raise _unknown("DST", f"{ns}/{name}", sorted(self.services), "Service")
         if svc.cluster_ip is None:
             kind = "ExternalName" if svc.spec.type == "ExternalName" else "headless"
-            raise UsageError(Problem(f"Service {svc.key} is {kind}: it has no ClusterIP", path="DST", hint="trace to one of its Pods instead"))
+            raise UsageError(
+                Problem(
+                    f"Service {svc.key} is {kind}: it has no ClusterIP",
+                    path="DST",
+                    hint="trace to one of its Pods instead",
+                )
+            )
         ports = svc.spec.ports
         want = protocol.upper() if protocol else None
         chosen = None
@@ -180,11 +215,25 @@ class Resolver:
                 raise UsageError(Problem(f"Service {svc.key} has no ports", path="DST"))
             if port is not None and port.isdigit() and not any(sp.name == port for sp in ports):
                 num = int(port)  # a port the Service does not have: the trace shows what happens
-                return Target(svc.cluster_ip, num, (protocol or "tcp").lower(), f"svc/{svc.key}:{num}", service=svc)
-            have = ", ".join(f"{sp.name + ' ' if sp.name else ''}{sp.port}/{sp.protocol}" for sp in ports)
-            raise UsageError(Problem(f"Service {svc.key} has no port '{port}'", path="DST", hint=f"its ports: {have}"))
+                return Target(
+                    svc.cluster_ip,
+                    num,
+                    (protocol or "tcp").lower(),
+                    f"svc/{svc.key}:{num}",
+                    service=svc,
+                )
+            have = ", ".join(
+                f"{sp.name + ' ' if sp.name else ''}{sp.port}/{sp.protocol}" for sp in ports
+            )
+            raise UsageError(
+                Problem(
+                    f"Service {svc.key} has no port '{port}'", path="DST", hint=f"its ports: {have}"
+                )
+            )
         proto = (protocol or chosen.protocol).lower()
-        return Target(svc.cluster_ip, chosen.port, proto, f"svc/{svc.key}:{chosen.port}", service=svc)
+        return Target(
+            svc.cluster_ip, chosen.port, proto, f"svc/{svc.key}:{chosen.port}", service=svc
+        )
 
     def _dns_target(self, ref: DstRef, port: str | None, protocol: str | None) -> Target:
         domain = self.cluster.config.cluster_domain
@@ -192,7 +241,13 @@ class Resolver:
         suffix = ["svc"] + domain.split(".")
         if len(labels) >= 2 and (len(labels) == 2 or labels[2:] == suffix[: len(labels) - 2]):
             return self._service_target(labels[1], labels[0], port, protocol)
-        raise UsageError(Problem(f"'{ref.name}' is not a Service name of this cluster", path="DST", hint=f"write NAME.NAMESPACE or NAME.NAMESPACE.svc.{domain}"))
+        raise UsageError(
+            Problem(
+                f"'{ref.name}' is not a Service name of this cluster",
+                path="DST",
+                hint=f"write NAME.NAMESPACE or NAME.NAMESPACE.svc.{domain}",
+            )
+        )
 
     def _pod_port(self, pod: Pod, port: str | None, protocol: str | None) -> tuple[int, str]:
         if port is not None and port.isdigit():
@@ -203,14 +258,34 @@ class Resolver:
                 if p.name == port and (protocol is None or p.protocol == protocol.upper()):
                     return p.container_port, p.protocol.lower()
             names = sorted({p.name for p, _ in declared if p.name})
-            raise UsageError(Problem(f"Pod {pod.key} declares no port named '{port}'", path="DST", hint=("its named ports: " + ", ".join(names)) if names else "give the port number"))
+            raise UsageError(
+                Problem(
+                    f"Pod {pod.key} declares no port named '{port}'",
+                    path="DST",
+                    hint=("its named ports: " + ", ".join(names))
+                    if names
+                    else "give the port number",
+                )
+            )
         for p, _ in declared:
             if protocol is None or p.protocol == protocol.upper():
                 return p.container_port, p.protocol.lower()
-        raise UsageError(Problem(f"Pod {pod.key} declares no container port: which port?", path="DST", hint=f"write {pod.key}:PORT or use -p PORT"))
+        raise UsageError(
+            Problem(
+                f"Pod {pod.key} declares no container port: which port?",
+                path="DST",
+                hint=f"write {pod.key}:PORT or use -p PORT",
+            )
+        )
 
 
 def _need_port(port: str | None, text: str) -> int:
     if port is None or not port.isdigit():
-        raise UsageError(Problem(f"'{text}' needs a port number", path="DST", hint=f"write {text}:PORT or use -p PORT"))
+        raise UsageError(
+            Problem(
+                f"'{text}' needs a port number",
+                path="DST",
+                hint=f"write {text}:PORT or use -p PORT",
+            )
+        )
     return int(port)

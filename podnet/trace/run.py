@@ -47,11 +47,32 @@ def run_trace(
     if isinstance(target, NameTarget):  # a DNS name: the Pod's resolver asks kube-dns first
         from podnet.trace.dnsflow import trace_by_name
 
-        return trace_by_name(network, origin, target, resolver, trace_between, sport=sport, seed=seed, src_text=src, dst_text=dst)
-    return trace_between(network, origin, target, sport=sport, seed=seed, src_text=src, dst_text=dst)
+        return trace_by_name(
+            network,
+            origin,
+            target,
+            resolver,
+            trace_between,
+            sport=sport,
+            seed=seed,
+            src_text=src,
+            dst_text=dst,
+        )
+    return trace_between(
+        network, origin, target, sport=sport, seed=seed, src_text=src, dst_text=dst
+    )
 
 
-def trace_between(network, origin: Origin, target: Target, *, sport: int = 40000, seed: int | None = None, src_text: str = "", dst_text: str = "") -> Trace:
+def trace_between(
+    network,
+    origin: Origin,
+    target: Target,
+    *,
+    sport: int = 40000,
+    seed: int | None = None,
+    src_text: str = "",
+    dst_text: str = "",
+) -> Trace:
     """Trace from a resolved origin to a resolved target (used by ``check`` and ``reach`` too)."""
     view = view_of(network)
     if origin.external is not None:
@@ -60,7 +81,13 @@ def trace_between(network, origin: Origin, target: Target, *, sport: int = 40000
         try:
             view = view.extended(with_external_client(network, origin.external, origin.node))
         except ValueError:
-            raise UsageError(Problem(f"{origin.external} is an address inside the cluster, not an outside client", path="SRC", hint="pick an address outside clusterCIDR, serviceCIDR and the nodes' network")) from None
+            raise UsageError(
+                Problem(
+                    f"{origin.external} is an address inside the cluster, not an outside client",
+                    path="SRC",
+                    hint="pick an address outside clusterCIDR, serviceCIDR and the nodes' network",
+                )
+            ) from None
     engine = Engine(view)
     src_ip = origin.ip
     if target.ip == IPv4Address("127.0.0.1"):
@@ -101,10 +128,28 @@ def _reply(engine: Engine, end: End, origin: Origin, sent: Packet) -> tuple[Leg,
     if r.disposition == "DELIVERED":
         p = r.flight.packet
         if r.netns != origin.netns:
-            return Leg("DROPPED", leg.hops, f"the reply reaches {r.netns}, not the client in {origin.netns}", None, p), r.flight.ct
+            return Leg(
+                "DROPPED",
+                leg.hops,
+                f"the reply reaches {r.netns}, not the client in {origin.netns}",
+                None,
+                p,
+            ), r.flight.ct
         if (p.src, p.sport, p.dst, p.dport) != (sent.dst, sent.dport, sent.src, sent.sport):
-            return Leg("DROPPED", leg.hops, f"the reply comes from {p.src}:{p.sport} but the client connected to {sent.dst}:{sent.dport}: its socket does not accept it", None, p), r.flight.ct
-        return Leg("DELIVERED", leg.hops, f"the reply reaches the client from {p.src}:{p.sport}, the address it connected to", None, p), r.flight.ct
+            return Leg(
+                "DROPPED",
+                leg.hops,
+                f"the reply comes from {p.src}:{p.sport} but the client connected to {sent.dst}:{sent.dport}: its socket does not accept it",
+                None,
+                p,
+            ), r.flight.ct
+        return Leg(
+            "DELIVERED",
+            leg.hops,
+            f"the reply reaches the client from {p.src}:{p.sport}, the address it connected to",
+            None,
+            p,
+        ), r.flight.ct
     return leg, r.flight.ct
 
 

@@ -61,7 +61,9 @@ class NetView:
         return vxlan_remote(self.netns(name), dev, mac, index=self.network.fdb_index(name))
 
     def bridge_own(self, name: str, bridge: str, mac: str | None) -> bool:
-        return mac is not None and is_bridge_own(self.netns(name), bridge, mac, index=self.network.fdb_index(name))
+        return mac is not None and is_bridge_own(
+            self.netns(name), bridge, mac, index=self.network.fdb_index(name)
+        )
 
     def bridge_fdb(self, name: str, bridge: str, mac: str | None) -> FdbEntry | None:
         if mac is None:
@@ -82,7 +84,17 @@ class NetView:
             try:
                 rs = Ruleset.from_tables(self.netns(name).tables)
             except RuleError as e:  # name the namespace: the ruleset's own messages cannot
-                raise RuleError([dataclasses.replace(p, path=f"{name} {p.path}".strip(), hint=p.hint or f"iptables-restore would refuse the rules of {name} too: nothing was traced") for p in e.problems]) from None
+                raise RuleError(
+                    [
+                        dataclasses.replace(
+                            p,
+                            path=f"{name} {p.path}".strip(),
+                            hint=p.hint
+                            or f"iptables-restore would refuse the rules of {name} too: nothing was traced",
+                        )
+                        for p in e.problems
+                    ]
+                ) from None
             self._rulesets[name] = rs
         return rs
 
@@ -137,7 +149,9 @@ class NetView:
         key = ("hostpods", node)
         memo = self._rulesets  # shares the memo dict; keys never collide with netns names
         if key not in memo:
-            memo[key] = tuple(p for p in self.network.cluster.pods if p.host_network and p.node == node)
+            memo[key] = tuple(
+                p for p in self.network.cluster.pods if p.host_network and p.node == node
+            )
         return memo[key]
 
     # the underlay's router -------------------------------------------------------------------
