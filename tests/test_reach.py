@@ -101,3 +101,16 @@ def test_reach_command_text_and_json():
     assert d["from"] == ["x/a", "y/a", "z/a"] and len(d["matrix"]) == 3
     out = io.StringIO()
     assert run(["reach", "-f", str(CASE / "manifests.yaml"), "--from", "nope=1"], out, err) == 2
+
+
+def test_default_selection_leaves_out_cluster_addons_unless_named():
+    import podnet
+    from podnet.analysis.reach import compute_reach, parse_selector
+
+    loaded = podnet.load()
+    everyone = compute_reach(loaded, parse_selector(None), parse_selector(None), port=8080)
+    assert everyone.sources and not any(k.startswith("kube-system/") for k in everyone.sources)
+    named = compute_reach(
+        loaded, parse_selector("kube-system/"), parse_selector("app=backend"), port=8080
+    )
+    assert named.sources and all(k.startswith("kube-system/coredns-") for k in named.sources)

@@ -221,14 +221,24 @@ def _cell(trace) -> Cell:
     )
 
 
+def _wanted(sel: PodSelector, pod: Pod) -> bool:
+    """An empty selector means the input's Pods: the cluster add-ons podnet adds on its own
+    (CoreDNS) take part only when a selector names them (e.g. ``kube-system/``)."""
+    from podnet.control.addons import is_addon
+
+    if sel.namespace is not None or sel.terms:
+        return True
+    return pod.spec is None or not is_addon(pod.spec.meta)
+
+
 def compute_reach(loaded, src_sel: PodSelector, dst_sel: PodSelector, *, port: int | None = None,
                   protocol: str | None = None, via_service: bool = False) -> Reach:  # fmt: skip
     """The reachability table of the Pods ``src_sel`` selects to those ``dst_sel`` selects."""
     cluster = loaded.cluster
     resolver = loaded.resolver()
     pods = sorted(cluster.pods, key=lambda p: p.key)
-    srcs = [p for p in pods if src_sel.matches(p)]
-    dsts = [p for p in pods if dst_sel.matches(p)]
+    srcs = [p for p in pods if src_sel.matches(p) and _wanted(src_sel, p)]
+    dsts = [p for p in pods if dst_sel.matches(p) and _wanted(dst_sel, p)]
     for sel, found in ((src_sel, srcs), (dst_sel, dsts)):
         if not found:
             raise UsageError(
