@@ -25,8 +25,14 @@ def _strip(text: str) -> list[str]:
 @pytest.fixture
 def netns():
     missing = [t for t in ("ip", "iptables-restore", "iptables-save") if shutil.which(t) is None]
-    assert not missing, f"the kernel round trip needs {missing} (installed by .ci/run)"
-    assert os.geteuid() == 0, "the kernel round trip needs root (CI runs as root)"
+    why = f"needs {missing} (installed by .ci/run)" if missing else None
+    if why is None and os.geteuid() != 0:
+        why = "needs root"
+    if why is not None:
+        # .ci/run sets PODNET_KERNEL_TESTS=1 on a machine that can: there this must run
+        if os.environ.get("PODNET_KERNEL_TESTS") == "1":
+            pytest.fail(f"the kernel round trip must run here but {why}", pytrace=False)
+        pytest.skip(f"the kernel round trip {why}")
     name = f"pntest-{uuid.uuid4().hex[:8]}"
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
