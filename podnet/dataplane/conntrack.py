@@ -136,7 +136,20 @@ def confirm(
         final_packet.mark if mark is None else mark,
         TIMEOUT_NEW.get(orig.proto, 30),
     )
-    return ConntrackTable(table.entries + (entry,))
+    # the index grows by this entry's two tuples: no need to index every entry again
+    index = dict(table._index)
+    n = len(table.entries)
+    index.setdefault(orig, (n, "original"))
+    index.setdefault(reply, (n, "reply"))
+    return _indexed(table.entries + (entry,), index)
+
+
+def _indexed(entries: tuple[Entry, ...], index: dict[Tuple5, tuple[int, str]]) -> ConntrackTable:
+    """A table whose index the caller built, equal to what ``__post_init__`` would build."""
+    table = object.__new__(ConntrackTable)
+    object.__setattr__(table, "entries", entries)
+    object.__setattr__(table, "_index", index)
+    return table
 
 
 def seen_reply(table: ConntrackTable, entry: Entry) -> ConntrackTable:
@@ -151,7 +164,9 @@ def seen_reply(table: ConntrackTable, entry: Entry) -> ConntrackTable:
         status=frozenset(status),
         timeout=TIMEOUT_REPLIED.get(entry.orig.proto, 30),
     )
-    return ConntrackTable(tuple(new if e == entry else e for e in table.entries))
+    entries = tuple(new if e == entry else e for e in table.entries)
+    # the tuples do not change, so neither does the index
+    return _indexed(entries, table._index)
 
 
 def translate_reply(entry: Entry, packet: Packet) -> Packet:

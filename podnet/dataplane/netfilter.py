@@ -177,8 +177,9 @@ class _Branch:
         "src",
         "dst",
         "proto",
-        "sport",
-        "dport",
+        "_sport",
+        "_dport",
+        "reads",
         "mark",
         "ctstate",
         "ctstatus",
@@ -198,10 +199,32 @@ class _Branch:
         "root",
     )
 
+    # The ports are read through properties that note the read in ``reads`` (shared by every
+    # branch of one walk; bit 1: sport, bit 2: dport): a walk that never read a port gives the
+    # same outcomes for any value of it, which lets :func:`traverse_memo` reuse them exactly.
+    @property
+    def sport(self) -> int:
+        self.reads[0] |= 1
+        return self._sport
+
+    @sport.setter
+    def sport(self, value: int) -> None:
+        self._sport = value
+
+    @property
+    def dport(self) -> int:
+        self.reads[0] |= 2
+        return self._dport
+
+    @dport.setter
+    def dport(self, value: int) -> None:
+        self._dport = value
+
     def fork(self) -> _Branch:
         b = _Branch.__new__(_Branch)
         b.prob, b.src, b.dst, b.proto = self.prob, self.src, self.dst, self.proto
-        b.sport, b.dport, b.mark, b.ctstate = self.sport, self.dport, self.mark, self.ctstate
+        b._sport, b._dport, b.reads = self._sport, self._dport, self.reads
+        b.mark, b.ctstate = self.mark, self.ctstate
         b.ctstatus, b.untracked, b.nat, b.verdict = self.ctstatus, self.untracked, self.nat, None
         b.reject_with, b.ti, b.chain, b.pos = self.reject_with, self.ti, self.chain, self.pos
         b.cands, b.base, b.root = self.cands, self.base, self.root
@@ -212,13 +235,19 @@ class _Branch:
         return b
 
     def packet(self) -> Packet:
+        """The packet as the walk has it now (a match may look at every field)."""
+        self.reads[0] |= 3
+        return self.result()
+
+    def result(self) -> Packet:
+        """The packet leaving the hook (not a read of the ports by a rule)."""
         base = self.base
         return Packet(
             IPv4Address(self.src),
             IPv4Address(self.dst),
             self.proto,
-            self.sport,
-            self.dport,
+            self._sport,
+            self._dport,
             ttl=base.ttl,
             mark=self.mark,
             encap=base.encap,
@@ -233,13 +262,15 @@ def traverse(
     *,
     tables: Sequence[str] | None = None,
     record_returns: bool = False,
+    reads: list[int] | None = None,
 ) -> tuple[Outcome, ...]:
     """Every outcome of ``packet`` passing netfilter hook ``hook`` (PREROUTING, INPUT, FORWARD,
     OUTPUT or POSTROUTING), in a stable order, with probabilities summing to exactly 1.
 
     ``tables`` restricts the walk to those tables (hook order is kept); the nat table is walked
     only when ``ctx.ct_new`` (later packets are translated by conntrack). ``record_returns``
-    adds a step for each implicit return from a user chain.
+    adds a step for each implicit return from a user chain. ``reads``, when given, gets bit 1
+    set if a rule looked at the source port and bit 2 the destination port.
     """
     order = HOOK_TABLES.get(hook)
     if order is None:
@@ -249,12 +280,13 @@ def traverse(
     root = _Branch.__new__(_Branch)
     root.prob = (1, 1)  # numerator, denominator: Fraction arithmetic is too slow per fork
     root.src, root.dst = int(packet.src), int(packet.dst)
-    root.proto, root.sport, root.dport, root.mark = (
+    root.proto, root._sport, root._dport, root.mark = (
         packet.proto,
         packet.sport,
         packet.dport,
         packet.mark,
     )
+    root.reads = reads if reads is not None else [0]
     root.ctstate, root.ctstatus, root.untracked = ctx.ctstate, ctx.ctstatus, False
     root.steps, root.trace, root.recent, root.stack = [], [], [], []
     root.nat = root.verdict = root.reject_with = None
@@ -288,7 +320,7 @@ def traverse(
             Outcome(
                 Fraction(*br.prob),
                 br.verdict or "ACCEPT",
-                br.packet(),
+                br.result(),
                 br.nat,
                 tuple(br.recent),
                 tuple(br.steps),
@@ -299,6 +331,81 @@ def traverse(
             )
         )
     return tuple(outcomes)
+
+
+MEMO_LIMIT = 1 << 16
+"""Walks a :func:`traverse_memo` memo holds before it starts afresh (bounds its memory)."""
+
+
+def traverse_memo(
+    memo: dict, key: tuple, ruleset: Ruleset, hook: str, ctx: HookContext, packet: Packet
+) -> tuple[Outcome, ...]:
+    """:func:`traverse` through ``memo``, for callers that walk the same hooks again and again.
+
+    ``key`` must identify everything the walk depends on except the packet's ports: the
+    ruleset, ``hook``, every field of ``ctx`` and the packet's other fields. The walk is
+    deterministic and sees the ports only through reads it records, so a walk that read
+    neither port gives the same outcomes, with the packet's own ports carried through, for any
+    ports (a NAT that rewrites a port reads it first); one that read them is reused only for
+    the same values of the ports it read. Hence a hit is exactly what a new walk would give.
+    """
+    by_reads = memo.get(key)
+    if by_reads is None:
+        if len(memo) >= MEMO_LIMIT:
+            memo.clear()
+        by_reads = memo[key] = {}
+    else:
+        sport, dport = packet.sport, packet.dport
+        for read, known in by_reads.items():
+            hit = known.get((sport if read & 1 else None, dport if read & 2 else None))
+            if hit is not None:
+                return _carry_ports(hit, sport, dport)
+    reads = [0]
+    outcomes = traverse(ruleset, hook, ctx, packet, reads=reads)
+    read = reads[0]
+    known = by_reads.setdefault(read, {})
+    if len(known) >= MEMO_LIMIT:
+        known.clear()
+    known[(packet.sport if read & 1 else None, packet.dport if read & 2 else None)] = (
+        outcomes,
+        read,
+        packet.sport,
+        packet.dport,
+    )
+    return outcomes
+
+
+def _carry_ports(hit: tuple, sport: int, dport: int) -> tuple[Outcome, ...]:
+    """Memoised outcomes for a packet whose ports may differ from the walk's where unread."""
+    outcomes, read, was_sport, was_dport = hit
+    if sport == was_sport and dport == was_dport:
+        return outcomes
+    # an unread port was not written either: it leaves the hook as it came in
+    return tuple(
+        Outcome(
+            o.probability,
+            o.verdict,
+            Packet(
+                q.src,
+                q.dst,
+                q.proto,
+                q.sport if read & 1 else sport,
+                q.dport if read & 2 else dport,
+                q.ttl,
+                q.mark,
+                q.encap,
+            ),
+            o.nat,
+            o.recent_set,
+            o.steps,
+            o.reject_with,
+            o.trace,
+            o.ctstatus,
+            o.untracked,
+        )
+        for o in outcomes
+        for q in (o.packet,)
+    )
 
 
 def _walk(

@@ -64,7 +64,22 @@ class Packet:
     encap: Encap | None = None
 
     def with_(self, **kw) -> Packet:
-        return replace(self, **kw)
+        """A copy with ``kw`` changed (``dataclasses.replace``, written out: a trace makes
+        hundreds of these)."""
+        g = kw.pop
+        p = Packet(
+            g("src", self.src),
+            g("dst", self.dst),
+            g("proto", self.proto),
+            g("sport", self.sport),
+            g("dport", self.dport),
+            g("ttl", self.ttl),
+            g("mark", self.mark),
+            g("encap", self.encap),
+        )
+        if kw:  # not a field: let dataclasses say so
+            return replace(self, **kw)
+        return p
 
     def flow(self) -> str:
         """``10.244.1.2:40000 -> 10.96.0.20:80 tcp``"""

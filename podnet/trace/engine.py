@@ -32,7 +32,8 @@ MAX_HOPS = 128
 
 
 def _flow_key(netns: str, device: str, direction: str, p: Packet) -> tuple:
-    return (netns, device, direction, p.src, p.dst, p.proto, p.sport, p.dport, p.encap)
+    # addresses as ints: an IPv4Address hashes through hex() at every hop
+    return (netns, device, direction, int(p.src), int(p.dst), p.proto, p.sport, p.dport, p.encap)
 
 
 def vxlan_source_port(inner: Packet, low: int = 32768, high: int = 60999) -> int:
@@ -85,7 +86,7 @@ class Engine:
         fl, loop = self._open(fl, netns, route.dev, "out")
         if loop:
             return [loop]
-        fl = fl.step(Step("route", route.text()))
+        fl = fl.step(Step("route", v.route_text(route)))
         fl, ct = self.hooks.ct_begin(fl, netns, "OUTPUT")
         ends: list[End] = []
         for fl1, oc in self.hooks.run(fl, netns, "OUTPUT", ct, in_iface=None, out_iface=route.dev):
@@ -102,7 +103,7 @@ class Engine:
                         self._end(fl1, "NO_ROUTE", f"{netns} has no route to {hdr1.dst} after DNAT")
                     )
                     continue
-                fl1 = fl1.step(Step("route", route1.text(), detail=_d(reroute=True)))
+                fl1 = fl1.step(Step("route", v.route_text(route1), detail=_d(reroute=True)))
                 if route1.dev != route.dev:
                     fl1 = fl1.update(hop=replace(fl1.hop, device=route1.dev))
             if route1.type == "local":
@@ -158,7 +159,7 @@ class Engine:
         route = v.route(netns, hdr.dst)
         if route is None:
             return [self._end(fl, "NO_ROUTE", f"{netns} has no route to {hdr.dst}")]
-        fl = fl.step(Step("route", route.text()))
+        fl = fl.step(Step("route", v.route_text(route)))
         if route.type == "local":
             ends: list[End] = []
             for fl1, oc in self.hooks.run(
@@ -494,9 +495,10 @@ class Engine:
     ) -> tuple[Flight, End | None]:
         """Start a hop on ``device``; end the branch as LOOP when the same packet was already
         there (a forwarding loop) or the path grows beyond any real one."""
-        fl = fl.enter(self.view.node_of(netns), netns, device, direction)
         key = _flow_key(netns, device, direction, fl.packet)
-        if key in fl.seen:
+        seen = fl.seen
+        fl = fl.enter(self.view.node_of(netns), netns, device, direction, seen | {key})
+        if key in seen:
             return fl, self._end(
                 fl,
                 "LOOP",
@@ -508,7 +510,7 @@ class Engine:
                 "LOOP",
                 f"more than {MAX_HOPS} hops: a forwarding loop (the last hops: {_walk(fl.hops[-8:])} -> {netns} {device} {direction})",
             )
-        return fl.update(seen=fl.seen | {key}), None
+        return fl, None
 
     def _end(
         self,

@@ -29,6 +29,22 @@ def _copier(cls: type):
     return env["copy"]
 
 
+def _setter(cls: type, *changed: str):
+    """A function ``set_(obj, *values)`` copying ``obj`` with the fields ``changed`` given
+    positionally (``set_(*values)`` if they are all the fields): the hot copies of a trace,
+    without keyword parsing and the frozen ``__init__``'s ``object.__setattr__`` calls."""
+    names = [f.name for f in fields(cls)]
+    args = ", ".join(f"v_{n}" for n in changed)
+    body = "".join(
+        f"    _s_{n}(new, v_{n})\n" if n in changed else f"    _s_{n}(new, obj.{n})\n"
+        for n in names
+    )
+    env = {"_new": object.__new__, "cls": cls} | {f"_s_{n}": getattr(cls, n).__set__ for n in names}
+    head = "" if set(changed) == set(names) else "obj, "  # all given: a constructor
+    exec(f"def set_({head}{args}):\n    new = _new(cls)\n{body}    return new\n", env)  # noqa: S102
+    return env["set_"]
+
+
 def replace(obj, /, **changes):
     """``dataclasses.replace`` for the frozen, slotted dataclasses of this module (no
     ``__post_init__``, no init-only fields), without its generic machinery: a trace makes
@@ -85,42 +101,65 @@ class Flight:
     seen: frozenset = frozenset()  # (netns, device, direction, flow) already crossed
     nat_seen: bool = False  # some NAT rewrote the packet on this branch
 
-    def enter(self, node: str | None, netns: str, device: str, direction: str) -> Flight:
-        """Close the current hop and open a new one on ``device``."""
+    def enter(
+        self, node: str | None, netns: str, device: str, direction: str, seen: frozenset = None
+    ) -> Flight:
+        """Close the current hop and open a new one on ``device`` (and set ``seen``, if given)."""
         hops = self.hops if self.hop is None else self.hops + (self.hop.done(),)
-        return replace(
-            self,
-            hops=hops,
-            hop=HopDraft(
-                node, netns, device, direction, self.packet, (), self.src_mac, self.dst_mac
-            ),
+        hop = _new_hop(
+            node, netns, device, direction, self.packet, (), self.src_mac, self.dst_mac, ()
         )
+        return _set_hops_hop_seen(self, hops, hop, self.seen if seen is None else seen)
 
     def l2(self, src_mac: str | None, dst_mac: str | None) -> Flight:
         """The frame gets Ethernet addresses (a device transmits it); the open hop shows them."""
-        hop = self.hop if self.hop is None else replace(self.hop, src_mac=src_mac, dst_mac=dst_mac)
-        return replace(self, src_mac=src_mac, dst_mac=dst_mac, hop=hop)
+        hop = self.hop if self.hop is None else _set_hop_macs(self.hop, src_mac, dst_mac)
+        return _set_macs_hop(self, src_mac, dst_mac, hop)
 
     def nftrace(self, record: NfTrace) -> Flight:
         """Note a netfilter hook walk on the open hop (for the TRACE view)."""
         if self.hop is None:
             return self
-        return replace(self, hop=replace(self.hop, nftrace=self.hop.nftrace + (record,)))
+        return _set_hop(self, _set_hop_nftrace(self.hop, self.hop.nftrace + (record,)))
 
     def step(self, *steps: Step) -> Flight:
         if self.hop is None or not steps:
             return self
-        return replace(self, hop=replace(self.hop, steps=self.hop.steps + steps))
+        return _set_hop(self, _set_hop_steps(self.hop, self.hop.steps + steps))
+
+    def advance(self, steps: tuple[Step, ...], record: NfTrace, **changes) -> Flight:
+        """After a hook walk: its steps and TRACE record go to the open hop, and ``changes``
+        to the flight, in one copy (a trace walks dozens of hooks)."""
+        hop = self.hop
+        if hop is not None:
+            hop = _set_hop_steps_nftrace(
+                hop, hop.steps + steps if steps else hop.steps, hop.nftrace + (record,)
+            )
+        if not changes:
+            return _set_hop(self, hop)
+        changes["hop"] = hop
+        return replace(self, **changes)
 
     def with_packet(self, packet: Packet) -> Flight:
         """Change the headers; the open hop shows the packet as it entered the device."""
-        return replace(self, packet=packet)
+        return _set_packet(self, packet)
 
     def all_hops(self) -> tuple[Hop, ...]:
         return self.hops if self.hop is None else self.hops + (self.hop.done(),)
 
     def update(self, **kw) -> Flight:
         return replace(self, **kw)
+
+
+_new_hop = _setter(HopDraft, *(f.name for f in fields(HopDraft)))
+_set_hop_steps = _setter(HopDraft, "steps")
+_set_hop_nftrace = _setter(HopDraft, "nftrace")
+_set_hop_steps_nftrace = _setter(HopDraft, "steps", "nftrace")
+_set_hop_macs = _setter(HopDraft, "src_mac", "dst_mac")
+_set_hop = _setter(Flight, "hop")
+_set_packet = _setter(Flight, "packet")
+_set_macs_hop = _setter(Flight, "src_mac", "dst_mac", "hop")
+_set_hops_hop_seen = _setter(Flight, "hops", "hop", "seen")
 
 
 @dataclass(frozen=True, slots=True)

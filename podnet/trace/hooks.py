@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from podnet.control.policy import POD_FW_PREFIX
 from podnet.dataplane import conntrack as ctmod
 from podnet.dataplane import netfilter as nf
-from podnet.model.base import FrozenDict
+from podnet.model.base import EMPTY, FrozenDict
 from podnet.model.trace import NfTrace, Packet, Step
 from podnet.trace.flight import End, Flight
 from podnet.trace.policy_glue import policy_end, policy_steps
@@ -68,6 +69,18 @@ class Hooks:
 
     def __init__(self, view: NetView):
         self.view = view
+        self._fw = view.policed  # lives with the view: an Engine lasts one trace
+
+    def _policed(self, steps: tuple[Step, ...]) -> bool:
+        """Whether a walk's steps pass a Pod firewall chain (policy_steps has words for them),
+        memoised per steps tuple: memoised walks share theirs."""
+        hit = self._fw.get(id(steps))
+        if hit is None or hit[0] is not steps:
+            if len(self._fw) >= 1 << 12:
+                self._fw.clear()
+            hit = (steps, any((s.chain or "").startswith(POD_FW_PREFIX) for s in steps))
+            self._fw[id(steps)] = hit
+        return hit[1]
 
     # ------------------------------------------------------------------ conntrack
 
@@ -145,80 +158,90 @@ class Hooks:
         """Walk ``hook`` of ``netns``; yield ``(flight, None)`` per accepted branch and
         ``(None, end)`` per branch that a rule dropped or rejected."""
         v = self.view
-        ruleset = v.ruleset(netns)
-        h = header(fl.packet)
-        status = set()
-        if (h.dst, h.dport) != (ct.orig.dst, ct.orig.dport):
-            status.add("DNAT")
-        if (h.src, h.sport) != (ct.orig.src, ct.orig.sport):
-            status.add("SNAT")
+        p = fl.packet
+        h = header(p)
+        o = ct.orig
+        dnat = h.dst != o.dst or h.dport != o.dport
+        snat = h.src != o.src or h.sport != o.sport
         if ct.entry is not None:
-            status |= set(getattr(ct.entry, "status", ()) or ()) & {"DNAT", "SNAT"}
-        ctx = nf.HookContext(
-            in_iface=in_iface,
-            out_iface=out_iface,
-            physin=physin,
-            physout=physout,
-            ctstate=ct.state,
-            ctstatus=frozenset(status),
-            ct_new=ct.new,
-            local_addrs=v.local_addrs(netns),
-            masq_addr=v.primary_addr(netns, out_iface) if out_iface else None,
-            recent=fl.recent.get(netns, FrozenDict()),
-            ipsets=v.ipsets(netns),
+            had = getattr(ct.entry, "status", ()) or ()
+            dnat = dnat or "DNAT" in had
+            snat = snat or "SNAT" in had
+        key, ctx = v.hook_context(
+            netns,
+            in_iface,
+            out_iface,
+            physin,
+            physout,
+            ct.state,
+            _STATUS[dnat, snat],
+            ct.new,
+            fl.recent.get(netns, EMPTY),
         )
-        outcomes = nf.traverse(ruleset, hook, ctx, h)
+        # the ruleset of a namespace never changes: the context key (netns first) names it
+        outcomes = nf.traverse_memo(
+            v.walks,
+            (key, hook, int(h.src), int(h.dst), h.proto, h.ttl, h.mark, h.encap),
+            v.ruleset(netns),
+            hook,
+            ctx,
+            h,
+        )
+        single = len(outcomes) == 1
         for oc in outcomes:
-            # one outcome has probability 1: skip the Fraction product and the copy
-            fl1 = (fl if len(outcomes) == 1 else fl.update(prob=fl.prob * oc.probability)).step(
-                *oc.steps
-            )
-            fl1 = fl1.nftrace(
-                NfTrace(
-                    hook,
-                    oc.trace,
-                    fl.packet,
-                    with_header(fl.packet, oc.packet),
-                    in_iface,
-                    out_iface,
-                    physin,
-                    physout,
-                    fl.src_mac,
-                    fl.dst_mac,
-                )
+            # one outcome has probability 1: skip the Fraction product
+            prob = fl.prob if single else fl.prob * oc.probability
+            changed = oc.packet != h
+            # unchanged headers put back give the packet itself (header() took them from it)
+            after = with_header(p, oc.packet) if changed else p
+            record = NfTrace(
+                hook,
+                oc.trace,
+                p,
+                after,
+                in_iface,
+                out_iface,
+                physin,
+                physout,
+                fl.src_mac,
+                fl.dst_mac,
             )
             if oc.verdict in ("DROP", "REJECT"):
+                fl1 = fl.advance(oc.steps, record, prob=prob)
                 end = policy_end(self.view, fl1, oc, netns)  # NetworkPolicy: DENIED_*
                 if end is not None:
                     yield None, end
-                    continue
-            else:
-                fl1 = fl1.step(*policy_steps(self.view, oc))
-            if oc.verdict == "DROP":
-                yield None, _ending(fl1, "DROPPED", oc, netns, hook)
+                elif oc.verdict == "DROP":
+                    yield None, _ending(fl1, "DROPPED", oc, netns, hook)
+                else:
+                    yield None, _ending(fl1, "REJECTED", oc, netns, hook)
                 continue
-            if oc.verdict == "REJECT":
-                yield None, _ending(fl1, "REJECTED", oc, netns, hook)
-                continue
-            if oc.packet != h:
-                if (oc.packet.src, oc.packet.sport, oc.packet.dst, oc.packet.dport) != (
-                    h.src,
-                    h.sport,
-                    h.dst,
-                    h.dport,
-                ):
-                    fl1 = fl1.step(
-                        Step(
-                            "nat",
-                            nat_text(h, oc.packet),
-                            detail=FrozenDict(kind=oc.nat.kind if oc.nat else ""),
-                        )
+            steps = oc.steps
+            if self._policed(steps):
+                steps += policy_steps(self.view, oc)
+            changes = {}
+            if changed:
+                q = oc.packet
+                if (q.src, q.sport, q.dst, q.dport) != (h.src, h.sport, h.dst, h.dport):
+                    nat = Step(
+                        "nat",
+                        nat_text(h, q),
+                        detail=FrozenDict(kind=oc.nat.kind if oc.nat else ""),
                     )
-                    fl1 = fl1.update(nat_seen=True)
-                fl1 = fl1.with_packet(with_header(fl1.packet, oc.packet))
+                    steps += (nat,)
+                    changes["nat_seen"] = True
+                changes["packet"] = after
             if oc.recent_set:
-                fl1 = fl1.update(recent=_add_recent(fl1.recent, netns, oc.recent_set))
-            yield fl1, None
+                changes["recent"] = _add_recent(fl.recent, netns, oc.recent_set)
+            yield fl.advance(steps, record, prob=prob, **changes), None
+
+
+# ctstatus of a hook walk by (DNAT seen, SNAT seen): four shared sets, hashed once
+_STATUS = {
+    (d, s): frozenset(({"DNAT"} if d else set()) | ({"SNAT"} if s else set()))
+    for d in (False, True)
+    for s in (False, True)
+}
 
 
 def _tuple(p) -> str:

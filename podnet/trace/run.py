@@ -156,12 +156,25 @@ def _reply(engine: Engine, end: End, origin: Origin, sent: Packet) -> tuple[Leg,
 def _merge(paths: list[Path]) -> list[Path]:
     """Branches that went exactly the same way are one path with their probabilities added (a rule
     that did not match on one branch and was skipped on the other leaves no trace)."""
-    merged: dict = {}
+    # Equal legs share a cheap key, so each path is compared (==) only with the few merged
+    # paths of its key, never hashed whole: hashing hashes every hop and step of both legs.
+    merged: list[Path] = []
+    buckets: dict[tuple, list[int]] = {}
     for p in paths:
-        key = (p.forward, p.reply)
-        if key in merged:
-            q = merged[key]
-            merged[key] = replace(q, probability=q.probability + p.probability)
+        bucket = buckets.setdefault((_cheap_key(p.forward), _cheap_key(p.reply)), [])
+        for i in bucket:
+            q = merged[i]
+            if q.forward == p.forward and q.reply == p.reply:
+                merged[i] = replace(q, probability=q.probability + p.probability)
+                break
         else:
-            merged[key] = p
-    return list(merged.values())
+            bucket.append(len(merged))
+            merged.append(p)
+    return merged
+
+
+def _cheap_key(leg: Leg | None) -> tuple | None:
+    """Fields of a leg that equal legs share, quick to hash."""
+    if leg is None:
+        return None
+    return (leg.disposition, leg.reason, leg.endpoint, len(leg.hops))

@@ -8,11 +8,15 @@ from ipaddress import IPv4Address
 
 from podnet.dataplane.bridge import fdb_lookup, is_bridge_own, vxlan_remote
 from podnet.dataplane.neigh import neigh_lookup
+from podnet.dataplane.netfilter import HookContext
 from podnet.dataplane.routing import select_src
 from podnet.dataplane.ruleset import Ruleset
 from podnet.dataplane.rulevalues import RuleError
 from podnet.model.dataplane import FdbEntry, Link, Neighbor, Route
 from podnet.model.trace import Packet
+
+MEMO_LIMIT = 1 << 16
+"""Entries a memo of the view holds before it starts afresh (bounds its memory)."""
 
 
 class NetView:
@@ -22,6 +26,15 @@ class NetView:
         self.network = network
         self._rulesets: dict[str, Ruleset] = {}
         self._local: dict[str, frozenset[IPv4Address]] = {}
+        self._contexts: dict[tuple, HookContext] = {}
+        # Lookups a trace repeats at every hop, memoised: namespaces, their links and route
+        # tables never change once built (the network builds each one once, on first use).
+        self._ns: dict[str, object] = {}
+        self._links: dict[tuple[str, str], Link | None] = {}
+        self._routes: dict[tuple[str, int], Route | None] = {}
+        self._route_texts: dict[int, tuple[Route, str]] = {}
+        self.walks: dict = {}  # memo of netfilter.traverse_memo
+        self.policed: dict = {}  # memo of Hooks._policed
 
     def extended(self, network) -> NetView:
         """A view of ``network`` (this one's plus namespaces) that shares this view's memos."""
@@ -31,9 +44,12 @@ class NetView:
         return other
 
     def netns(self, name: str):
-        ns = self.network.get(name)
+        ns = self._ns.get(name)
         if ns is None:
-            raise KeyError(name)
+            ns = self.network.get(name)
+            if ns is None:
+                raise KeyError(name)
+            self._ns[name] = ns
         return ns
 
     def node_of(self, name: str) -> str | None:
@@ -43,10 +59,33 @@ class NetView:
         return self.netns(name).kind
 
     def route(self, name: str, dst: IPv4Address) -> Route | None:
-        return self.network.route_table(name).lookup(dst)
+        key = (name, int(dst))
+        memo = self._routes
+        if key in memo:
+            return memo[key]
+        if len(memo) >= MEMO_LIMIT:
+            memo.clear()
+        route = memo[key] = self.network.route_table(name).lookup(dst)
+        return route
+
+    def route_text(self, route: Route) -> str:
+        """``route.text()``, memoised per route."""
+        hit = self._route_texts.get(id(route))
+        if hit is None or hit[0] is not route:
+            if len(self._route_texts) >= MEMO_LIMIT:
+                self._route_texts.clear()
+            hit = self._route_texts[id(route)] = (route, route.text())
+        return hit[1]
 
     def link(self, name: str, dev: str) -> Link | None:
-        return self.netns(name).link(dev)
+        key = (name, dev)
+        memo = self._links
+        if key in memo:
+            return memo[key]
+        if len(memo) >= MEMO_LIMIT:
+            memo.clear()
+        link = memo[key] = self.netns(name).link(dev)
+        return link
 
     def sysctl(self, name: str, key: str) -> int:
         return int(self.netns(name).sysctls.get(key, 0))
@@ -97,6 +136,40 @@ class NetView:
                 ) from None
             self._rulesets[name] = rs
         return rs
+
+    def hook_context(
+        self,
+        name: str,
+        in_iface: str | None,
+        out_iface: str | None,
+        physin: str | None,
+        physout: str | None,
+        ctstate: str,
+        ctstatus: frozenset[str],
+        ct_new: bool,
+        recent,
+    ) -> tuple[tuple, HookContext]:
+        """The HookContext of a hook walk in ``name`` and a key naming all of it: the rest
+        (local addresses, MASQUERADE's address, ipsets) is the namespace's own and fixed."""
+        key = (name, in_iface, out_iface, physin, physout, ctstate, ctstatus, ct_new, recent)
+        ctx = self._contexts.get(key)
+        if ctx is None:
+            if len(self._contexts) >= MEMO_LIMIT:  # bounds memory; any entry can be remade
+                self._contexts.clear()
+            ctx = self._contexts[key] = HookContext(
+                in_iface=in_iface,
+                out_iface=out_iface,
+                physin=physin,
+                physout=physout,
+                ctstate=ctstate,
+                ctstatus=ctstatus,
+                ct_new=ct_new,
+                local_addrs=self.local_addrs(name),
+                masq_addr=self.primary_addr(name, out_iface) if out_iface else None,
+                recent=recent,
+                ipsets=self.ipsets(name),
+            )
+        return key, ctx
 
     def ipsets(self, name: str) -> dict:
         """The namespace's ipsets by name (one dict per distinct tuple of sets: nodes share)."""
