@@ -21,6 +21,8 @@ delivered), ``paths`` (each with ``probability``, ``disposition``, ``endpoint``,
 
 from __future__ import annotations
 
+import gc
+
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -205,6 +207,9 @@ def load(*paths: str, recursive: bool = False, progress=None) -> LoadedCluster:
     if progress is not None:
         progress(f"building {len(cluster.nodes):,} nodes, {len(cluster.pods):,} Pods", 2, 3)
     network = build_network(cluster)
+    # The loaded cluster lives as long as the process and is never garbage: move it out of the
+    # collector's generations so later collections (node builds, traces) do not rescan it.
+    gc.freeze()
     return LoadedCluster(network, tuple(warnings) + tuple(cluster.warnings), tuple(files))
 
 

@@ -22,8 +22,10 @@ name, as iptables-save lists them (libiptc keeps chains sorted; iptables-nft sor
 
 from __future__ import annotations
 
+from bisect import insort_left, insort_right
 from dataclasses import replace
 from itertools import chain as ichain
+from operator import attrgetter
 
 from podnet.control import kubeproxy_chains as kc
 from podnet.control.flannel import flannel_rules
@@ -48,6 +50,7 @@ from podnet.model.dataplane import BUILTIN_CHAINS, Chain, Table
 TABLE_ORDER = ("mangle", "raw", "filter", "nat")
 
 # Chains that collect rules from every service port, per table.
+_NAME = attrgetter("name")
 _SHARED = {
     "filter": (KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_NODEPORTS, KUBE_PROXY_FIREWALL),
     "nat": (KUBE_SERVICES, KUBE_NODEPORTS),
@@ -134,6 +137,7 @@ def node_tables(
     n = cluster.node(node)
     with_proxy = cluster.config.proxy_mode == "iptables"
     user: dict[str, list[Chain]] = {t: [] for t in TABLE_ORDER}
+    sorted_span: dict[str, tuple[int, int]] = {}  # where user[t] holds chains sorted by name
     existing: dict[tuple[str, str], list[str]] = {k: list(v) for k, v in kc.KUBELET_JUMPS.items()}
     user["mangle"] += [Chain(kc.KUBELET_HINT_CHAIN), Chain(kc.KUBELET_CANARY_CHAIN)]
     user["nat"].append(Chain(kc.KUBELET_CANARY_CHAIN))
@@ -141,8 +145,9 @@ def node_tables(
     if with_proxy:
         state = proxy_state(cluster, options)
         kube = _kube_proxy_chains(state, state.variants(node, n.ip if n else None))
-        user["filter"] += kube["filter"]
-        user["nat"] += kube["nat"]
+        for t in ("filter", "nat"):
+            sorted_span[t] = (len(user[t]), len(user[t]) + len(kube[t]))
+            user[t] += kube[t]
         for t in ("mangle", "nat", "filter"):
             user[t].append(Chain(KUBE_PROXY_CANARY))
         existing = kc.builtin_jumps(existing)
@@ -170,5 +175,22 @@ def node_tables(
             Chain(c, tuple(builtin_rules.get((t, c), ())), policy="ACCEPT")
             for c in BUILTIN_CHAINS[t]
         ]
-        tables.append(Table(t, tuple(builtins) + tuple(sorted(user[t], key=lambda c: c.name))))
+        tables.append(Table(t, tuple(builtins) + _by_name(user[t], sorted_span.get(t))))
     return tuple(tables)
+
+
+def _by_name(chains: list[Chain], span: tuple[int, int] | None) -> tuple[Chain, ...]:
+    """``chains`` sorted by name (a stable sort), knowing that ``chains[lo:hi]`` (kube-proxy's
+    chains, sorted by :func:`_kube_proxy_chains`) are in order already: the few others are
+    inserted among them, instead of sorting 10,000s of chains again for every node."""
+    if span is None:
+        return tuple(sorted(chains, key=_NAME))
+    lo, hi = span
+    out = list(chains[lo:hi])
+    # those before the sorted run go before equal names (in their own order), those after it
+    # after them: what the stable sort of the whole list gives
+    for c in reversed(sorted(chains[:lo], key=_NAME)):
+        insort_left(out, c, key=_NAME)
+    for c in sorted(chains[hi:], key=_NAME):
+        insort_right(out, c, key=_NAME)
+    return tuple(out)

@@ -106,6 +106,10 @@ class AgentState:
     by_node: dict[str, list[Pod]] = field(default_factory=dict)
     policy_kind: dict[str, str] = field(default_factory=dict)  # ns/name -> ingress|egress|both
     node_cache: dict = field(default_factory=dict)
+    host_nets: dict[int, IPv4Network] = field(default_factory=dict)  # one /32 object per IP
+    # id of a policy of sel.cluster -> its positions there: a Pod's policies in cluster order
+    # without walking every policy for every Pod
+    policy_at: dict[int, list[int]] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------ shared chains
@@ -156,8 +160,18 @@ class _PolicyWriter:
         return name
 
     def host_set(self, name: str, pods) -> str:
-        ips = sorted({p.ip for p in pods})
-        return self.add_set(name, "hash:ip", ((IPv4Network(ip), False) for ip in ips))
+        if name in self.sets:
+            return name
+        # IPs in address order (sorting ints, as IPv4Address orders them); the /32 networks
+        # are made once per IP and shared by every set holding it: 100,000s of members at scale
+        nets = self.st.host_nets
+        members = []
+        for ip in sorted({int(p.ip) for p in pods}):
+            net = nets.get(ip)
+            if net is None:
+                net = nets[ip] = IPv4Network((ip, 32))
+            members.append((net, False))
+        return self.add_set(name, "hash:ip", members)
 
     def append(self, origin: RuleOrigin, comment: str, src: str | None, dst: str | None,
                proto: str | None, port: int | None, end: int | None) -> None:  # fmt: skip
@@ -353,6 +367,8 @@ def _kind(pol: NetworkPolicySpec) -> str:
 def build_agent(cluster: Cluster) -> AgentState:
     """The node-independent part of the agent's state for ``cluster``."""
     st = AgentState(selection(cluster))
+    for i, pol in enumerate(st.sel.cluster.policies):
+        st.policy_at.setdefault(id(pol), []).append(i)
     sets: dict[str, IpSet] = {}
     chains = [_common_chain(), _default_chain()]
     for pol in cluster.policies:
@@ -403,9 +419,9 @@ def _pod_chain(st: AgentState, pod: Pod, chain: str) -> Chain:
     inserted: list[str] = []  # in the order kube-router inserts them at position 1
     has_ing = has_eg = False
     mine = {id(p) for p in ing + eg}
-    for pol in st.sel.cluster.policies:
-        if id(pol) not in mine:
-            continue
+    policies = st.sel.cluster.policies
+    for at in sorted(i for pid in mine for i in st.policy_at.get(pid, ())):
+        pol = policies[at]
         kind = st.policy_kind[policy_key(pol)]
         target = policy_chain_name(pol.meta.namespace or "default", pol.meta.name)
         comment = f'-m comment --comment "run through nw policy {pol.meta.name}"'

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import compress
 from typing import Any
 
 from podnet.dataplane.rules import Rule, RuleError, compile_rule
@@ -122,7 +123,7 @@ class Ruleset:
         """Compile and check ``tables``; raise RuleError listing every problem found.
 
         ``index_threshold``: chains with at least this many rules are indexed (0: all; None:
-        none). Results are cached per tables tuple.
+        none). Results are cached per tables (the same objects).
 
         >>> from podnet.model.dataplane import Chain, Table
         >>> t = Table("filter", (Chain("INPUT", ("-j A",), "ACCEPT"), Chain("A", ("-j B",)),
@@ -132,10 +133,26 @@ class Ruleset:
         ...
         podnet.dataplane.rulevalues.RuleError: error: filter: jump loop A -> B -> A (the kernel refuses it as a loop)
         """
-        return _from_tables(tuple(tables), index_threshold)
+        tables = tuple(tables)
+        # Cached by the identity of the tables, not their value: hashing a node's tables walks
+        # its 100,000 rule texts, which costs more than building the node over a reference.
+        key = (tuple(id(t) for t in tables), index_threshold)
+        hit = _BUILT.get(key)
+        if hit is not None and all(a is b for a, b in zip(hit[0], tables, strict=True)):
+            return hit[1]
+        ruleset = _from_tables(tables, index_threshold)
+        if len(_BUILT) >= _BUILT_MAX:
+            del _BUILT[next(iter(_BUILT))]  # the oldest
+        _BUILT[key] = (tables, ruleset)  # the tables kept alive, so their ids stay theirs
+        return ruleset
 
 
-@functools.lru_cache(maxsize=256)
+_BUILT: dict[tuple, tuple[tuple[Table, ...], Ruleset]] = {}
+"""(ids of the tables, threshold) -> (the tables, their Ruleset): a cache of compiled values
+only."""
+_BUILT_MAX = 256
+
+
 def _from_tables(tables: tuple[Table, ...], threshold: int | None) -> Ruleset:
     shared = _shared_build(tables, threshold)
     if shared is not None:
@@ -186,9 +203,13 @@ def _full_build(tables: tuple[Table, ...], threshold: int | None) -> Ruleset:
 # through one; any problem, or a reference that does not fit, falls back to the full build, whose
 # messages are the ones reported.
 
-_REFS: dict[tuple[str, int | None], tuple[dict[str, Chain], Ruleset, dict[str, list[str]]]] = {}
+_REFS: dict[
+    tuple[str, int | None],
+    tuple[dict[str, Chain], Ruleset, dict[str, list[str]], dict[int, str]],
+] = {}
 """(table name, threshold) -> (its chains by name, their compiled Ruleset, jumps into each
-chain by name): the reference of :func:`_shared_build`, a cache of compiled values only."""
+chain by name, chain names by the ids of its chains): the reference of :func:`_shared_build`,
+a cache of compiled values only (the first item keeps the chains alive: their ids stay theirs)."""
 
 
 class _Layered(Mapping):
@@ -235,7 +256,9 @@ def _remember(table: Table, ruleset: Ruleset, threshold: int | None) -> None:
             t = r.target
             if t is not None and t.chain is not None:
                 jumps_in.setdefault(t.chain, []).append(chain.name)
-    _REFS[(table.name, threshold)] = ({c.name: c for c in table.chains}, ruleset, jumps_in)
+    by_name = {c.name: c for c in table.chains}
+    name_by_id = {id(c): n for n, c in by_name.items()}
+    _REFS[(table.name, threshold)] = (by_name, ruleset, jumps_in, name_by_id)
 
 
 _LAYER_MIN = 256  # chains in a table before it is compiled over a reference
@@ -256,17 +279,34 @@ def _shared_build(tables: tuple[Table, ...], threshold: int | None) -> Ruleset |
             except RuleError:
                 return None
             continue
-        by_name, ref_rs, jumps_in = ref
-        mine = [c for c in table.chains if by_name.get(c.name) is not c]
-        if len(mine) * 8 > len(table.chains):
+        by_name, ref_rs, jumps_in, name_by_id = ref
+        # Shared chains are the reference's own objects, told apart by id with set operations
+        # over ints, so that the 10,000s of shared chains stay out of Python loops (and their
+        # names unread). A reference chain object is the one under its name there.
+        chains = table.chains
+        present = set(map(id, chains))
+        if len(present) != len(chains):
+            return None  # a chain object twice, so a chain declared twice: the full build says so
+        own_ids = present.difference(name_by_id)
+        if len(own_ids) * 8 > len(chains):
             return None
-        names = {c.name for c in table.chains}
-        if len(names) != len(table.chains):
+        mine = list(compress(chains, map(own_ids.__contains__, map(id, chains))))
+        mine_names = {c.name for c in mine}
+        names = _Names(mine_names, by_name, present)
+        if len(mine_names) != len(mine) or any(
+            (c := by_name.get(n)) is not None and id(c) in present for n in mine_names
+        ):
             return None  # a chain declared twice: the full build says so
         # chains of the reference this table lacks: hidden, and no shared chain may jump there
-        gone = frozenset(by_name.keys() - names)
+        # (none when the reference chains not held are all replaced by own ones: no set pass)
+        replaced = sum(1 for n in mine_names if n in by_name)
+        if len(present) - len(own_ids) + replaced == len(name_by_id):
+            gone: frozenset[str] = frozenset()
+        else:
+            gone = frozenset(name_by_id[i] for i in name_by_id.keys() - present).difference(
+                mine_names
+            )
         builtins = BUILTIN_CHAINS.get(table.name, ())
-        mine_names = {c.name for c in mine}
         for name in gone:
             if name in builtins or any(
                 p in names and p not in mine_names for p in jumps_in.get(name, ())
@@ -288,7 +328,23 @@ def _shared_build(tables: tuple[Table, ...], threshold: int | None) -> Ruleset |
     return Ruleset(_Layered(own, bases) if bases else own, names)
 
 
-def _own_targets_ok(table: str, mine: dict[str, CompiledChain], names: set[str]) -> bool:
+class _Names:
+    """The chain names of a table built over a reference: its own chains' names, and those of
+    the reference's chains it holds (present: their ids)."""
+
+    __slots__ = ("own", "by_name", "present")
+
+    def __init__(self, own: set[str], by_name: dict[str, Chain], present: set[int]):
+        self.own, self.by_name, self.present = own, by_name, present
+
+    def __contains__(self, name: object) -> bool:
+        if name in self.own:
+            return True
+        c = self.by_name.get(name)  # type: ignore[call-overload]
+        return c is not None and id(c) in self.present
+
+
+def _own_targets_ok(table: str, mine: dict[str, CompiledChain], names: _Names) -> bool:
     """What :func:`_check_targets` checks, for the own chains only."""
     builtins = BUILTIN_CHAINS.get(table, ())
     for cc in mine.values():
@@ -308,7 +364,7 @@ def _own_cycle(
     mine: dict[str, CompiledChain],
     ref: Ruleset,
     jumps_in: dict[str, list[str]],
-    names: set[str],
+    names: _Names,
 ) -> bool:
     """Whether a jump cycle passes through an own chain. Every chain of such a cycle reaches an
     own chain; those that are the reference's jump as they did there, so the chains that reach an
@@ -322,7 +378,7 @@ def _own_cycle(
                 reach.add(pred)
                 todo.append(pred)
     sub: dict[tuple[str, str], CompiledChain] = {}
-    for name in reach & names:
+    for name in sorted(n for n in reach if n in names):
         cc = mine.get(name) or ref.chains.get((table, name))
         if cc is not None:
             sub[(table, name)] = cc

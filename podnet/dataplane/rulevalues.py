@@ -3,6 +3,7 @@ and the error raised for a rule the kernel would refuse or podnet cannot model."
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from fractions import Fraction
@@ -44,6 +45,17 @@ _DOTTED = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:/(\d{1,2}))?
 
 def _parse_net(tok: str, text: str) -> tuple[int, int, int]:
     """``(network, netmask, prefixlen)`` of an address or network, as ints."""
+    hit = _dotted_net(tok)
+    if hit is not None:
+        return hit
+    net = _parse_network(tok, text)
+    return int(net.network_address), int(net.netmask), net.prefixlen
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _dotted_net(tok: str) -> tuple[int, int, int] | None:
+    """:func:`_parse_net` of the plain dotted form, None for any other (cached: the same
+    addresses recur in many rules)."""
     m = _DOTTED.fullmatch(tok)
     if m is not None:
         a, b, c, d, plen = m.groups()
@@ -57,8 +69,7 @@ def _parse_net(tok: str, text: str) -> tuple[int, int, int]:
             ip = (octets[0] << 24) | (octets[1] << 16) | (octets[2] << 8) | octets[3]
             mask = (MASK32 << (32 - bits)) & MASK32
             return ip & mask, mask, bits
-    net = _parse_network(tok, text)
-    return int(net.network_address), int(net.netmask), net.prefixlen
+    return None
 
 
 def _parse_network(tok: str, text: str) -> IPv4Network:
@@ -96,6 +107,7 @@ def _parse_iface(tok: str) -> tuple[str, bool]:
     return tok, False
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_probability(tok: str) -> Fraction:
     """The exact probability a printed ``--probability`` stands for.
 
@@ -125,6 +137,10 @@ def parse_probability(tok: str) -> Fraction:
 
 
 _QUOTED_WORD = re.compile(r'(?:[^\s"]+|"[^"]*")+')
+# Words of plain characters and "..." or '...' parts (POSIX quoting without backslashes).
+_WORD = re.compile(r"""(?:[^\s"']+|"[^"]*"|'[^']*')+""")
+_QUOTED_LINE = re.compile(rf"\s*(?:{_WORD.pattern}(?:\s+{_WORD.pattern})*)?\s*")
+_PART = re.compile(r"""([^\s"']+)|"([^"]*)"|'([^']*)'""")
 
 
 def split_words(text: str) -> list[str]:
@@ -134,9 +150,13 @@ def split_words(text: str) -> list[str]:
     ['-m', 'comment', '--comment', 'ns1/svc1:p80 cluster IP', '-j', 'ACCEPT']
     """
     # Fast paths for the common shapes (shlex costs ~0.2 ms a rule, and a big cluster has
-    # 100,000s of rule texts); anything with single quotes or backslashes goes to shlex.
-    if "\\" in text or "'" in text:
+    # 100,000s of rule texts); backslashes, and quotes that do not pair, go to shlex.
+    if "\\" in text:
         return shlex.split(text, posix=True)
+    if "'" in text:
+        if _QUOTED_LINE.fullmatch(text) is None:
+            return shlex.split(text, posix=True)
+        return ["".join(a or b or c for a, b, c in _PART.findall(w)) for w in _WORD.findall(text)]
     if '"' not in text:
         return text.split()
     if text.count('"') % 2:

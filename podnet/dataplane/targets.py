@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
-from podnet.dataplane.rulevalues import MASK32, _fail, _parse_mark, _parse_port
+from podnet.dataplane.rulevalues import MASK32, _dotted_net, _fail, _parse_mark, _parse_port
 
 # --------------------------------------------------------------------------------------------
 # Targets
@@ -114,8 +114,10 @@ def _addr_port(val: str, text: str, opt: str) -> tuple[IPv4Address | None, int |
     addr = addr.split("-")[0]  # a range: the first address (what a single connection gets)
     ip = None
     if addr:
+        # the plain dotted form through the shared parser (cached); others as ipaddress reads them
+        hit = _dotted_net(addr) if "/" not in addr else None
         try:
-            ip = IPv4Address(addr)
+            ip = IPv4Address(hit[0] if hit is not None else addr)
         except ValueError:
             raise _fail(f"bad {opt} address {addr!r}", text) from None
     pt = _parse_port(port.split("-")[0], text) if port else None
