@@ -22,7 +22,6 @@ delivered), ``paths`` (each with ``probability``, ``disposition``, ``endpoint``,
 from __future__ import annotations
 
 import gc
-
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
