@@ -60,4 +60,19 @@ def warn(problems: Sequence[Problem], err: TextIO) -> None:
         err.write(p.render() + "\n")
 
 
+def each_node(loaded, node: str | None, out: TextIO):
+    """The node ``--node`` names (checked, with the closest names as a hint), or every node,
+    each announced by a ``# node NAME`` comment line that iptables-restore and ipset ignore."""
+    from podnet.errors import PodnetError, did_you_mean
+
+    nodes = [n.name for n in loaded.cluster.nodes]
+    if node is not None and node not in nodes:
+        hint = did_you_mean(node, nodes) or f"nodes: {', '.join(nodes)}"
+        raise PodnetError(Problem(f"no node '{node}'", path="--node", hint=hint))
+    for name in [node] if node else nodes:
+        if not node:
+            out.write(f"# node {name}\n")
+        yield name
+
+
 RAW = argparse.RawDescriptionHelpFormatter

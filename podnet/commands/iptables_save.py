@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from podnet.commands import RAW, add_files, load, warn
-from podnet.errors import PodnetError, Problem, did_you_mean
+from podnet.commands import RAW, add_files, each_node, load, warn
 
 EXAMPLES = """examples:
   podnet iptables-save --node node-1
@@ -35,17 +34,6 @@ def add(sub) -> None:
 def run(args, out, err) -> int:
     loaded = load(args, err)
     warn(loaded.warnings, err)
-    nodes = [n.name for n in loaded.cluster.nodes]
-    if args.node is not None and args.node not in nodes:
-        raise PodnetError(
-            Problem(
-                f"no node '{args.node}'",
-                path="--node",
-                hint=did_you_mean(args.node, nodes) or f"nodes: {', '.join(nodes)}",
-            )
-        )
-    for name in [args.node] if args.node else nodes:
-        if not args.node:
-            out.write(f"# node {name}\n")
+    for name in each_node(loaded, args.node, out):
         out.write(loaded.iptables_save(name, fmt=args.format))
     return 0
