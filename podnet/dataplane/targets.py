@@ -109,6 +109,18 @@ class Target:
         return (mark & ~self.mark_mask & MASK32) ^ self.mark_value
 
 
+def _nat_target(kind: str, opt: str, opts: dict, text: str, **extra) -> Target:
+    """DNAT ``--to-destination`` / SNAT ``--to-source`` ``IP[:PORT]``: an address is required."""
+    if opt not in opts:
+        raise _fail(f"{kind} needs {opt}", text)
+    ip, port = _addr_port(opts[opt][0], text, opt)
+    if ip is None:
+        raise _fail(f"{kind} {opt} needs an address", text)
+    return Target(
+        kind, to_addr=ip, to_port=port, text=f"{kind} {opts[opt][0]}", to_int=int(ip), **extra
+    )
+
+
 def _addr_port(val: str, text: str, opt: str) -> tuple[IPv4Address | None, int | None]:
     addr, _, port = val.partition(":")
     addr = addr.split("-")[0]  # a range: the first address (what a single connection gets)
@@ -139,31 +151,9 @@ def _target(
         rw = opts.get("--reject-with", ("icmp-port-unreachable",))[0]
         return Target("REJECT", reject_with=rw, text=f"REJECT --reject-with {rw}")
     if name == "DNAT":
-        if "--to-destination" not in opts:
-            raise _fail("DNAT needs --to-destination", text)
-        ip, port = _addr_port(opts["--to-destination"][0], text, "--to-destination")
-        if ip is None:
-            raise _fail("DNAT --to-destination needs an address", text)
-        return Target(
-            "DNAT",
-            to_addr=ip,
-            to_port=port,
-            text=f"DNAT {opts['--to-destination'][0]}",
-            to_int=int(ip),
-        )
+        return _nat_target("DNAT", "--to-destination", opts, text)
     if name == "SNAT":
-        if "--to-source" not in opts:
-            raise _fail("SNAT needs --to-source", text)
-        ip, port = _addr_port(opts["--to-source"][0], text, "--to-source")
-        if ip is None:
-            raise _fail("SNAT --to-source needs an address", text)
-        return Target(
-            "SNAT",
-            to_addr=ip,
-            to_port=port,
-            random_fully="--random-fully" in opts,
-            text=f"SNAT {opts['--to-source'][0]}",
-        )
+        return _nat_target("SNAT", "--to-source", opts, text, random_fully="--random-fully" in opts)
     if name == "MASQUERADE":
         port = None
         if "--to-ports" in opts:

@@ -33,6 +33,8 @@ class NetView:
         self._links: dict[tuple[str, str], Link | None] = {}
         self._routes: dict[tuple[str, int], Route | None] = {}
         self._route_texts: dict[int, tuple[Route, str]] = {}
+        self._ipsets: dict[int, tuple] = {}  # id(tuple of sets) -> (sets, {name: set})
+        self._host_pods_of: dict[str, tuple] = {}
         self.walks: dict = {}  # memo of netfilter.traverse_memo
         self.policed: dict = {}  # memo of Hooks._policed
 
@@ -174,11 +176,9 @@ class NetView:
     def ipsets(self, name: str) -> dict:
         """The namespace's ipsets by name (one dict per distinct tuple of sets: nodes share)."""
         sets = self.netns(name).ipsets
-        key = ("ipsets", id(sets))
-        memo = self._rulesets  # shares the memo dict; keys never collide with netns names
-        hit = memo.get(key)
+        hit = self._ipsets.get(id(sets))
         if hit is None or hit[0] is not sets:
-            hit = memo[key] = (sets, {s.name: s for s in sets})
+            hit = self._ipsets[id(sets)] = (sets, {s.name: s for s in sets})
         return hit[1]
 
     def local_addrs(self, name: str) -> frozenset[IPv4Address]:
@@ -218,14 +218,13 @@ class NetView:
                             return pod.key
         return None
 
-    def _host_pods(self, node: str):
-        key = ("hostpods", node)
-        memo = self._rulesets  # shares the memo dict; keys never collide with netns names
-        if key not in memo:
-            memo[key] = tuple(
+    def _host_pods(self, node: str) -> tuple:
+        pods = self._host_pods_of.get(node)
+        if pods is None:
+            pods = self._host_pods_of[node] = tuple(
                 p for p in self.network.cluster.pods if p.host_network and p.node == node
             )
-        return memo[key]
+        return pods
 
     # the underlay's router -------------------------------------------------------------------
 
