@@ -23,7 +23,8 @@ name, as iptables-save lists them (libiptc keeps chains sorted; iptables-nft sor
 from __future__ import annotations
 
 from bisect import insort_left, insort_right
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from itertools import chain as ichain
 from operator import attrgetter
 
@@ -43,7 +44,7 @@ from podnet.control.kubeproxy import (
     KubeProxyOptions,
 )
 from podnet.control.kubeproxy_sync import ProxyState, proxy_state
-from podnet.control.policy import agent_chains
+from podnet.control.policy import AgentNode, agent_node
 from podnet.model.cluster import Cluster
 from podnet.model.dataplane import BUILTIN_CHAINS, Chain, Table
 
@@ -62,13 +63,19 @@ _KUBELET_FIREWALL_RULE = (
 )
 
 
-def _kube_proxy_chains(state: ProxyState, variants: tuple) -> dict[str, tuple[Chain, ...]]:
-    """kube-proxy's user chains per table (filter, nat) for a node whose node-dependent ports
-    have ``variants``; cached in ``state`` so nodes with equal variants share the result."""
+def _kube_proxy_chains(
+    state: ProxyState, variants: tuple
+) -> tuple[dict[str, tuple[Chain, ...]], dict[tuple[str, str], Chain]]:
+    """kube-proxy's user chains for a node whose node-dependent ports have ``variants``: per
+    table (filter, nat) sorted by name, and by (table, name). Cached in ``state`` so that nodes
+    with equal variants share the result; a chain equal to the node-independent variant's is
+    that variant's very object (compiled once for all nodes)."""
     key = ("chains", variants)
     hit = state.chain_cache.get(key)
     if hit is not None:
         return hit  # type: ignore[return-value]
+    plain = (None,) * len(variants)
+    common = None if variants == plain else _kube_proxy_chains(state, plain)[1]
     base = state.chain_cache.get("segments")
     if base is None:
         base = _base_segments(state)
@@ -97,13 +104,22 @@ def _kube_proxy_chains(state: ProxyState, variants: tuple) -> dict[str, tuple[Ch
         nat_own[i] = b.chains
     out: dict[str, tuple[Chain, ...]] = {}
     for table in ("filter", "nat"):
-        chains = [Chain(name, tuple(r)) for (t, name), r in rules.items() if t == table]
+        chains = [_same(common, table, name, r) for (t, name), r in rules.items() if t == table]
         if table == "nat":
             chains += ichain.from_iterable(nat_own)
-        chains.sort(key=lambda c: c.name)
+        chains.sort(key=_NAME)
         out[table] = tuple(chains)
-    state.chain_cache[key] = out
-    return out
+    index = {(t, c.name): c for t, cs in out.items() for c in cs}
+    state.chain_cache[key] = (out, index)
+    return out, index
+
+
+def _same(common: dict | None, table: str, name: str, rules: list[str]) -> Chain:
+    """``Chain(name, rules)``, or the node-independent variant's equal chain object."""
+    c = common.get((table, name)) if common is not None else None
+    if c is not None and len(c.rules) == len(rules) and c.rules == tuple(rules):
+        return c
+    return Chain(name, tuple(rules))
 
 
 def _base_segments(state: ProxyState):
@@ -122,6 +138,127 @@ def _base_segments(state: ProxyState):
     return segs, own
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class NodeRules:
+    """A node's iptables state chain by chain, without writing out its tables in full.
+
+    A node holds 10,000s of chains, nearly all of them kube-proxy's and the same on every node;
+    a trace reads a few dozen. ``chain`` answers from the node's own chains (built-in ones,
+    kubelet's, flannel's, the policy agent's) and from kube-proxy's chains, which nodes with the
+    same node-dependent endpoints share as one mapping; ``tables`` writes every table out, in
+    iptables-save's order, for those that print or load them.
+    """
+
+    cluster: Cluster = field(repr=False)
+    node: str
+    builtin: dict[tuple[str, str], Chain]
+    own: dict[tuple[str, str], Chain]
+    kube: dict[tuple[str, str], Chain]  # shared between nodes: never modified
+    kube_sorted: dict[str, tuple[Chain, ...]]
+    agent: AgentNode | None
+    own_order: dict[str, tuple[Chain, ...]]  # own user chains per table, in creation order
+
+    def chain(self, table: str, name: str) -> Chain | None:
+        """The chain ``name`` of ``table``, or None when the node has no such chain.
+
+        >>> from podnet.api import load
+        >>> rules = node_rules(load("topologies/demo.yaml").cluster, "node-1")
+        >>> rules.chain("nat", "KUBE-SERVICES").rules[0][:40]
+        '-m comment --comment "default/backend:ht'
+        """
+        key = (table, name)
+        hit = self.builtin.get(key) or self.own.get(key) or self.kube.get(key)
+        if hit is None and table == "filter" and self.agent is not None:
+            hit = self.agent.chain(name)
+        return hit
+
+    @property
+    def table_names(self) -> tuple[str, ...]:
+        return TABLE_ORDER
+
+    def shared(self, table: str, name: str) -> dict[tuple[str, str], Chain] | None:
+        """The mapping shared between nodes that holds ``name``, if it is one of kube-proxy's
+        chains: chains jumped to from it are looked up there first."""
+        return self.kube if (table, name) in self.kube else None
+
+    def tables(self) -> tuple[Table, ...]:
+        """Every table in full: built-in chains first, in kernel order, then user chains sorted
+        by name (iptables-save's order)."""
+        out = []
+        for t in TABLE_ORDER:
+            builtins = tuple(self.builtin[(t, c)] for c in BUILTIN_CHAINS[t])
+            kube = self.kube_sorted.get(t, ())
+            head = list(self.own_order.get(t, ()))
+            if t == "filter" and self.agent is not None:
+                tail = list(self.agent.user_chains())
+            else:
+                tail = []
+            user = head[: self._kube_at(t)] + list(kube) + head[self._kube_at(t) :] + tail
+            span = None
+            if kube:
+                lo = self._kube_at(t)
+                span = (lo, lo + len(kube))
+            out.append(Table(t, builtins + _by_name(user, span)))
+        return tuple(out)
+
+    def _kube_at(self, table: str) -> int:
+        # kube-proxy's chains come after kubelet's (kubelet starts first)
+        return _KUBELET_CHAINS.get(table, 0)
+
+
+_KUBELET_CHAINS = {"mangle": 2, "nat": 1, "filter": 1}
+"""How many of a table's own chains kubelet creates before kube-proxy runs."""
+
+
+def node_rules(
+    cluster: Cluster, node: str, *, options: KubeProxyOptions | None = None
+) -> NodeRules:
+    """The iptables state of ``node``'s host namespace (see :class:`NodeRules`)."""
+    if options is None:
+        options = replace(DEFAULT_OPTIONS, nfacct=cluster.config.nfacct)
+    n = cluster.node(node)
+    with_proxy = cluster.config.proxy_mode == "iptables"
+    own: dict[str, list[Chain]] = {t: [] for t in TABLE_ORDER}
+    existing: dict[tuple[str, str], list[str]] = {k: list(v) for k, v in kc.KUBELET_JUMPS.items()}
+    own["mangle"] += [Chain(kc.KUBELET_HINT_CHAIN), Chain(kc.KUBELET_CANARY_CHAIN)]
+    own["nat"].append(Chain(kc.KUBELET_CANARY_CHAIN))
+    own["filter"].append(Chain(kc.KUBELET_CANARY_CHAIN))
+    kube: dict[tuple[str, str], Chain] = {}
+    kube_sorted: dict[str, tuple[Chain, ...]] = {}
+    if with_proxy:
+        state = proxy_state(cluster, options)
+        kube_sorted, kube = _kube_proxy_chains(state, state.variants(node, n.ip if n else None))
+        for t in ("mangle", "nat", "filter"):
+            own[t].append(Chain(KUBE_PROXY_CANARY))
+        existing = kc.builtin_jumps(existing)
+    else:
+        own["filter"].append(Chain(KUBE_FIREWALL, (_KUBELET_FIREWALL_RULE,)))
+    builtin_rules = existing
+    for (table, name), rules in flannel_rules(
+        cluster, node, random_fully=options.random_fully
+    ).items():
+        if name in BUILTIN_CHAINS[table]:
+            builtin_rules.setdefault((table, name), []).extend(rules)
+        else:
+            own[table].append(Chain(name, rules))
+    # kube-router's policy agent keeps its jumps at rule 1 (podnet.control.policy).
+    agent = agent_node(cluster, node)
+    if agent is not None:
+        for builtin, rule in agent.jumps.items():
+            key = ("filter", builtin)
+            builtin_rules[key] = [rule, *builtin_rules.get(key, ())]
+    builtin = {
+        (t, c): Chain(c, tuple(builtin_rules.get((t, c), ())), policy="ACCEPT")
+        for t in TABLE_ORDER
+        for c in BUILTIN_CHAINS[t]
+    }
+    own_by_key = {(t, c.name): c for t, cs in own.items() for c in cs}
+    if agent is not None:
+        own_by_key.update((("filter", c.name), c) for c in agent.tops)
+    own_order = {t: tuple(cs) for t, cs in own.items()}
+    return NodeRules(cluster, node, builtin, own_by_key, kube, kube_sorted, agent, own_order)
+
+
 def node_tables(
     cluster: Cluster, node: str, *, options: KubeProxyOptions | None = None
 ) -> tuple[Table, ...]:
@@ -132,51 +269,38 @@ def node_tables(
     kube-proxy's rules are present when ``cluster.config.proxy_mode`` is ``iptables``; flannel's
     when the network plugin is flannel.
     """
-    if options is None:
-        options = replace(DEFAULT_OPTIONS, nfacct=cluster.config.nfacct)
-    n = cluster.node(node)
-    with_proxy = cluster.config.proxy_mode == "iptables"
-    user: dict[str, list[Chain]] = {t: [] for t in TABLE_ORDER}
-    sorted_span: dict[str, tuple[int, int]] = {}  # where user[t] holds chains sorted by name
-    existing: dict[tuple[str, str], list[str]] = {k: list(v) for k, v in kc.KUBELET_JUMPS.items()}
-    user["mangle"] += [Chain(kc.KUBELET_HINT_CHAIN), Chain(kc.KUBELET_CANARY_CHAIN)]
-    user["nat"].append(Chain(kc.KUBELET_CANARY_CHAIN))
-    user["filter"].append(Chain(kc.KUBELET_CANARY_CHAIN))
-    if with_proxy:
-        state = proxy_state(cluster, options)
-        kube = _kube_proxy_chains(state, state.variants(node, n.ip if n else None))
-        for t in ("filter", "nat"):
-            sorted_span[t] = (len(user[t]), len(user[t]) + len(kube[t]))
-            user[t] += kube[t]
-        for t in ("mangle", "nat", "filter"):
-            user[t].append(Chain(KUBE_PROXY_CANARY))
-        existing = kc.builtin_jumps(existing)
-    else:
-        user["filter"].append(Chain(KUBE_FIREWALL, (_KUBELET_FIREWALL_RULE,)))
-    builtin_rules = existing
-    for (table, name), rules in flannel_rules(
-        cluster, node, random_fully=options.random_fully
-    ).items():
-        if name in BUILTIN_CHAINS[table]:
-            builtin_rules.setdefault((table, name), []).extend(rules)
-        else:
-            user[table].append(Chain(name, rules))
-    # kube-router's policy agent keeps its jumps at rule 1 (podnet.control.policy).
-    agent = agent_chains(cluster, node)
-    if agent is not None:
-        jumps, agent_user = agent
-        for builtin, rule in jumps.items():
-            key = ("filter", builtin)
-            builtin_rules[key] = [rule, *builtin_rules.get(key, ())]
-        user["filter"] += agent_user
-    tables = []
-    for t in TABLE_ORDER:
-        builtins = [
-            Chain(c, tuple(builtin_rules.get((t, c), ())), policy="ACCEPT")
-            for c in BUILTIN_CHAINS[t]
-        ]
-        tables.append(Table(t, tuple(builtins) + _by_name(user[t], sorted_span.get(t))))
-    return tuple(tables)
+    return node_rules(cluster, node, options=options).tables()
+
+
+class NodeTables(Sequence):
+    """A node's tables (``Netns.tables``), written out only when something reads them in full
+    (iptables-save, realize); ``rules`` answers chain by chain (the trace). Not kept once
+    written: 5,000 nodes' tables in full would hold 100,000s of chain references each."""
+
+    __slots__ = ("rules",)
+
+    def __init__(self, rules: NodeRules):
+        self.rules = rules
+
+    def __len__(self) -> int:
+        return len(TABLE_ORDER)
+
+    def __getitem__(self, i):
+        return self.rules.tables()[i]
+
+    def __iter__(self):
+        return iter(self.rules.tables())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, NodeTables) and other.rules is self.rules:
+            return True
+        return isinstance(other, Sequence) and tuple(self) == tuple(other)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return f"NodeTables({self.rules.node!r})"
 
 
 def _by_name(chains: list[Chain], span: tuple[int, int] | None) -> tuple[Chain, ...]:

@@ -105,7 +105,9 @@ class AgentState:
     pod_chains: dict[str, Pod] = field(default_factory=dict)  # KUBE-POD-FW-* -> Pod
     by_node: dict[str, list[Pod]] = field(default_factory=dict)
     policy_kind: dict[str, str] = field(default_factory=dict)  # ns/name -> ingress|egress|both
-    node_cache: dict = field(default_factory=dict)
+    shared_by_name: dict[str, Chain] = field(default_factory=dict)
+    jumps: dict[str, str] = field(default_factory=dict)  # built-in chain -> its rule 1
+    chain_of: dict[str, str] = field(default_factory=dict)  # Pod key -> its KUBE-POD-FW-*
     host_nets: dict[int, IPv4Network] = field(default_factory=dict)  # one /32 object per IP
     # id of a policy of sel.cluster -> its positions there: a Pod's policies in cluster order
     # without walking every policy for every Pod
@@ -384,11 +386,14 @@ def build_agent(cluster: Cluster) -> AgentState:
             w.egress(src)
         chains.append(Chain(w.chain, tuple(w.rules)))
     st.shared_chains = tuple(chains)
+    st.shared_by_name = {c.name: c for c in chains}
+    st.jumps = builtin_jumps()
     st.ipsets = tuple(sets[n] for n in sorted(sets))
     for ns_pods in st.sel.pods_by_ns.values():
         for pod in ns_pods:
             st.by_node.setdefault(pod.node, []).append(pod)
-            st.pod_chains[pod_chain_name(pod.namespace, pod.name)] = pod
+            name = st.chain_of[pod.key] = pod_chain_name(pod.namespace, pod.name)
+            st.pod_chains[name] = pod
     for pods in st.by_node.values():
         pods.sort(key=lambda p: (int(p.ip), p.key))
     return st
@@ -488,36 +493,74 @@ def builtin_jumps() -> dict[str, str]:
     return out
 
 
-def agent_chains(cluster: Cluster, node: str) -> tuple[dict[str, str], tuple[Chain, ...]] | None:
-    """The filter-table rules the agent programs on ``node``: the jump to insert as rule 1 of
-    each built-in chain, and its user chains. None when the cluster has no policy."""
+@dataclass(frozen=True, slots=True, eq=False)
+class AgentNode:
+    """The agent's filter-table state on one node: the jumps it inserts as rule 1 of INPUT,
+    FORWARD and OUTPUT, its top-level chains (one jump per local Pod each way), the policy
+    chains every node shares, and the local Pods' firewall chains, written when first asked
+    for (a trace reads a few of them; ``iptables-save`` all)."""
+
+    node: str
+    jumps: dict[str, str]
+    tops: tuple[Chain, ...]
+    st: AgentState
+    _pods: dict[str, Chain] = field(default_factory=dict, repr=False)
+
+    def chain(self, name: str) -> Chain | None:
+        """The agent's chain ``name`` on this node, or None."""
+        for c in self.tops:
+            if c.name == name:
+                return c
+        hit = self.st.shared_by_name.get(name)
+        if hit is not None:
+            return hit
+        hit = self._pods.get(name)
+        if hit is None:
+            pod = self.st.pod_chains.get(name)
+            if pod is None or pod.node != self.node:
+                return None
+            hit = self._pods[name] = _pod_chain(self.st, pod, name)
+        return hit
+
+    def user_chains(self) -> tuple[Chain, ...]:
+        """Every user chain, in the order the agent creates them (tops, policies, Pods)."""
+        pods = tuple(
+            self.chain(pod_chain_name(p.namespace, p.name)) for p in self.st.by_node.get(self.node, ())
+        )
+        return self.tops + self.st.shared_chains + pods  # type: ignore[operator]
+
+
+def agent_node(cluster: Cluster, node: str) -> AgentNode | None:
+    """The agent's state on ``node`` (see :class:`AgentNode`); None when the cluster has no
+    policy."""
     st = agent_state(cluster)
     if st is None:
         return None
-    hit = st.node_cache.get(("chains", node))
-    if hit is not None:
-        return hit
     top = _top_rules(cluster)
-    pod_chains = []
+    fwd, out, inp = top[FORWARD_CHAIN], top[OUTPUT_CHAIN], top[INPUT_CHAIN]
     for pod in st.by_node.get(node, ()):
-        chain = pod_chain_name(pod.namespace, pod.name)
-        pod_chains.append(_pod_chain(st, pod, chain))
+        chain = st.chain_of[pod.key]
         ip = f"{pod.ip}/32"
         to = f'-m comment --comment "rule to jump traffic destined to POD name:{pod.name} namespace: {pod.namespace} to chain {chain}"'
         frm = f'-m comment --comment "rule to jump traffic from POD name:{pod.name} namespace: {pod.namespace} to chain {chain}"'
-        top[FORWARD_CHAIN] += [
+        fwd += (
             f"-d {ip} {to} -j {chain}",
             f"-d {ip} -m physdev --physdev-is-bridged {to} -j {chain}",
             f"-s {ip} {frm} -j {chain}",
             f"-s {ip} -m physdev --physdev-is-bridged {frm} -j {chain}",
-        ]
-        top[OUTPUT_CHAIN] += [f"-d {ip} {to} -j {chain}", f"-s {ip} {frm} -j {chain}"]
-        top[INPUT_CHAIN].append(f"-s {ip} {frm} -j {chain}")
+        )
+        out += (f"-d {ip} {to} -j {chain}", f"-s {ip} {frm} -j {chain}")
+        inp.append(f"-s {ip} {frm} -j {chain}")
     accept = f'-m comment --comment "{ACCEPT_COMMENT}" -m mark --mark {MARK_ACCEPT} -j ACCEPT'
     tops = tuple(Chain(name, tuple(rules) + (accept,)) for name, rules in top.items())
-    result = (builtin_jumps(), tops + st.shared_chains + tuple(pod_chains))
-    st.node_cache[("chains", node)] = result
-    return result
+    return AgentNode(node, st.jumps, tops, st)
+
+
+def agent_chains(cluster: Cluster, node: str) -> tuple[dict[str, str], tuple[Chain, ...]] | None:
+    """The filter-table rules the agent programs on ``node``: the jump to insert as rule 1 of
+    each built-in chain, and its user chains. None when the cluster has no policy."""
+    an = agent_node(cluster, node)
+    return None if an is None else (an.jumps, an.user_chains())
 
 
 def node_ipsets(cluster: Cluster, node: str) -> tuple[IpSet, ...]:

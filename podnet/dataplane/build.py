@@ -14,7 +14,7 @@ Namespaces are built on first access (see :class:`podnet.dataplane.network.Netns
 from __future__ import annotations
 
 from collections import ChainMap
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from podnet.control.policy import node_ipsets
@@ -66,15 +66,13 @@ def builtin_tables() -> tuple[Table, ...]:
 _POD_TABLES = builtin_tables()
 
 
-def _node_tables(cluster: Cluster, node: str) -> tuple[Table, ...]:
-    """The node's iptables from podnet.control.iptables (kube-proxy and flannel rules)."""
-    try:
-        from podnet.control.iptables import node_tables
-    except ImportError:
-        # STAND-IN until podnet.control.iptables exists: built-in chains only. Delete this
-        # fallback (keep the import and the call) once that module is in the tree.
-        return _POD_TABLES
-    return node_tables(cluster, node)
+def _node_tables(cluster: Cluster, node: str) -> Sequence[Table]:
+    """The node's iptables from podnet.control.iptables (kube-proxy, flannel and the policy
+    agent's rules), written out in full only when read in full: a trace asks the node's
+    Ruleset for the chains it enters (podnet.dataplane.lazy_ruleset)."""
+    from podnet.control.iptables import NodeTables, node_rules
+
+    return NodeTables(node_rules(cluster, node))
 
 
 # ---------------------------------------------------------------------------------- addresses

@@ -7,6 +7,7 @@ import dataclasses
 from ipaddress import IPv4Address
 
 from podnet.dataplane.bridge import fdb_lookup, is_bridge_own, vxlan_remote
+from podnet.dataplane.lazy_ruleset import lazy_ruleset
 from podnet.dataplane.neigh import neigh_lookup
 from podnet.dataplane.netfilter import HookContext
 from podnet.dataplane.routing import select_src
@@ -123,7 +124,12 @@ class NetView:
         rs = self._rulesets.get(name)
         if rs is None:
             try:
-                rs = Ruleset.from_tables(self.netns(name).tables)
+                tables = self.netns(name).tables
+                rules = getattr(tables, "rules", None)  # a node's: compiled chain by chain
+                if rules is not None:
+                    rs = lazy_ruleset(rules, rules.table_names)
+                else:
+                    rs = Ruleset.from_tables(tables)
             except RuleError as e:  # name the namespace: the ruleset's own messages cannot
                 raise RuleError(
                     [

@@ -1,0 +1,321 @@
+"""A node's Ruleset compiled chain by chain, when a walk first enters each chain.
+
+A node of a large cluster holds 10,000s of chains (kube-proxy writes a KUBE-SVC-* chain per
+Service port and a KUBE-SEP-* chain per endpoint); a trace enters a few dozen of them. Compiling
+every chain of every node a question touches would cost seconds per node, so a node's Ruleset
+compiles a chain on first use, and a chain object shared by many nodes (kube-proxy's, which are
+the same on every node but for local endpoints, podnet.control.iptables) is compiled once for
+all of them.
+
+What the kernel checks when the rules are loaded (iptables-restore) is checked per chain, when it
+is compiled: every rule is one the kernel accepts, every target is valid in its table, every jump
+goes to a user chain of the same table that exists. A jump cycle, which the kernel also refuses,
+can only come from rules that podnet itself writes (node rules are not read from the input):
+``tests/test_lazy_ruleset.py`` builds every node of the bundled and generated clusters in full
+(``Ruleset.from_tables``, which searches for cycles) and checks both agree chain by chain.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Protocol
+
+from podnet.dataplane.rules import Rule, compile_rule
+from podnet.dataplane.ruleset import (
+    _TARGET_TABLES,
+    DEFAULT_INDEX_THRESHOLD,
+    CompiledChain,
+    Ruleset,
+    _compile_chain,
+    _labels,
+    _rule_problems,
+)
+from podnet.dataplane.rulevalues import RuleError
+from podnet.errors import Problem
+from podnet.model.base import EMPTY
+from podnet.model.dataplane import BUILTIN_CHAINS, Chain
+
+COMPILED_LIMIT = 1 << 18
+"""Compiled chains kept for reuse by the identity of their Chain object (then started afresh)."""
+
+
+class ChainSource(Protocol):
+    """Where a lazy Ruleset finds its chains (podnet.control.iptables.NodeRules is one)."""
+
+    def chain(self, table: str, name: str) -> Chain | None: ...
+
+    def shared(self, table: str, name: str) -> Mapping[tuple[str, str], Chain] | None: ...
+
+    def tables(self) -> tuple: ...
+
+
+_COMPILED: dict[tuple[int, str, int | None], tuple[Chain, CompiledChain]] = {}
+"""(id of a Chain, table, threshold) -> (the chain, kept alive so that its id stays its own; its
+compiled form). Looked up by identity: hashing kube-proxy's KUBE-SERVICES (10,000s of rules) by
+value for every node would cost what sharing saves."""
+_CHECKED: dict[tuple[int, int], tuple[Chain, Mapping]] = {}
+"""(id of a shared chain, id of the mapping it is shared in) -> both: its jumps all land in that
+mapping, so every node holding the mapping holds their targets too."""
+
+
+def compiled(table: str, chain: Chain, threshold: int | None) -> CompiledChain:
+    """``chain`` compiled (cached by identity); raises RuleError naming each bad rule."""
+    key = (id(chain), table, threshold)
+    hit = _COMPILED.get(key)
+    if hit is not None and hit[0] is chain:
+        return hit[1]
+    try:
+        cc = _compile_chain(table, chain, threshold)
+    except RuleError:
+        raise RuleError(_rule_problems(table, chain)) from None
+    if len(_COMPILED) >= COMPILED_LIMIT:
+        _COMPILED.clear()
+    _COMPILED[key] = (chain, cc)
+    return cc
+
+
+class LazyChains(Mapping):
+    """``(table, name) -> CompiledChain`` of one namespace, compiled and checked on first use.
+
+    Iterating lists every chain (and so compiles them all): for tests and tools, not for walks.
+    """
+
+    __slots__ = ("source", "threshold", "names", "_memo")
+
+    def __init__(self, source: ChainSource, names: tuple[str, ...], threshold: int | None):
+        self.source, self.names, self.threshold = source, names, threshold
+        self._memo: dict[tuple[str, str], CompiledChain | None] = {}
+
+    def get(self, key, default=None):
+        memo = self._memo
+        if key in memo:
+            hit = memo[key]
+            return default if hit is None else hit
+        table, name = key
+        chain = self.source.chain(table, name) if table in self.names else None
+        if chain is None:
+            memo[key] = None
+            return default
+        if (
+            self.threshold is not None
+            and len(chain.rules) >= max(self.threshold, LAZY_RULES_MIN)
+            and self.source.shared(table, name) is None
+        ):
+            cc = _by_rule(table, chain, self._rule_checker(table, chain))
+        else:
+            cc = compiled(table, chain, self.threshold)
+            self._check(table, chain, cc)
+        memo[key] = cc
+        return cc
+
+    def _rule_checker(self, table: str, chain: Chain):
+        def check(num: int, rule: Rule) -> None:
+            problems = self._rule_problems(table, chain.name, num, rule, None)
+            if problems:
+                raise RuleError(problems)
+
+        return check
+
+    def __getitem__(self, key) -> CompiledChain:
+        hit = self.get(key)
+        if hit is None:
+            raise KeyError(key)
+        return hit
+
+    def _keys(self) -> Iterator[tuple[str, str]]:
+        for t in self.source.tables():
+            if t.name in self.names:
+                for c in t.chains:
+                    yield (t.name, c.name)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return self._keys()
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self._keys())
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, tuple) and self.get(key) is not None
+
+    def _check(self, table: str, chain: Chain, cc: CompiledChain) -> None:
+        """What iptables-restore checks of one chain's rules (ruleset._check_targets)."""
+        shared = self.source.shared(table, chain.name)
+        if shared is not None:
+            hit = _CHECKED.get((id(chain), id(shared)))
+            if hit is not None and hit[0] is chain and hit[1] is shared:
+                return
+        problems = []
+        for num, r in enumerate(cc.rules, 1):
+            problems += self._rule_problems(table, chain.name, num, r, shared)
+        if problems:
+            raise RuleError(problems)
+        if shared is not None and all(
+            (table, r.target.chain) in shared
+            for r in cc.rules
+            if r.target is not None and r.target.chain is not None
+        ):
+            if len(_CHECKED) >= COMPILED_LIMIT:
+                _CHECKED.clear()
+            _CHECKED[(id(chain), id(shared))] = (chain, shared)
+
+    def _rule_problems(
+        self, table: str, chain: str, num: int, r: Rule, shared: Mapping | None
+    ) -> list[Problem]:
+        t = r.target
+        if t is None:
+            return []
+        where = f"{table} {chain} rule {num}"
+        out = []
+        if t.kind in _TARGET_TABLES and table not in _TARGET_TABLES[t.kind]:
+            allowed = " or ".join(_TARGET_TABLES[t.kind])
+            out.append(Problem(f"target {t.kind} is only valid in the {allowed} table", path=where))
+        if t.chain is None:
+            return out
+        if t.chain in BUILTIN_CHAINS.get(table, ()):
+            out.append(Problem(f"cannot jump to built-in chain {t.chain!r}", path=where))
+        elif shared is not None and (table, t.chain) in shared:
+            pass
+        elif self.source.chain(table, t.chain) is None:
+            out.append(
+                Problem(
+                    f"jump to chain {t.chain!r} that does not exist in table {table}", path=where
+                )
+            )
+        return out
+
+
+# ------------------------------------------------------------------------ a node's own big chains
+#
+# A node's own chains that grow with its Pods (the policy agent's KUBE-ROUTER-FORWARD holds four
+# rules per local Pod) are unique to the node, so sharing cannot spare compiling them. Their rules
+# are compiled when a walk reaches them; the index a walk needs comes from the rule texts: a rule
+# that starts "-s IP/32" or "-d IP/32" (iptables-save writes the source, then the destination,
+# before any other option; "!" would come first if negated) matches only that host address.
+
+LAZY_RULES_MIN = 32
+"""Rules in a node's own chain before it is compiled rule by rule."""
+
+_HEAD = re.compile(r"(?:-s (\d+\.\d+\.\d+\.\d+)/32 )?(?:-d (\d+\.\d+\.\d+\.\d+)/32 )?")
+
+
+class _LazyRules(Sequence):
+    """A chain's rules, each compiled (and checked) when first read."""
+
+    __slots__ = ("texts", "done", "where", "check")
+
+    def __init__(self, texts: tuple[str, ...], where: tuple[str, str], check):
+        self.texts, self.where, self.check = texts, where, check
+        self.done: list[Rule | None] = [None] * len(texts)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def __getitem__(self, pos):  # type: ignore[override]
+        if isinstance(pos, slice):
+            return [self[i] for i in range(*pos.indices(len(self)))]
+        r = self.done[pos]
+        if r is None:
+            try:
+                r = compile_rule(self.texts[pos])
+            except RuleError as exc:
+                num = pos % len(self.texts) + 1
+                raise RuleError(
+                    [
+                        Problem(
+                            p.message,
+                            path=f"{self.where[0]} {self.where[1]} rule {num}",
+                            hint=p.hint,
+                        )
+                        for p in exc.problems
+                    ]
+                ) from None
+            self.check(pos % len(self.texts) + 1, r)
+            self.done[pos] = r
+        return r
+
+
+class _LazyLabels(Sequence):
+    """TRACE's label per rule (ruleset._labels), from the rule once compiled."""
+
+    __slots__ = ("rules", "tail")
+
+    def __init__(self, rules: _LazyRules, builtin: bool):
+        self.rules, self.tail = rules, "policy" if builtin else "return"
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def __getitem__(self, pos):  # type: ignore[override]
+        if isinstance(pos, slice):
+            return [self[i] for i in range(*pos.indices(len(self)))]
+        return _labels((self.rules[pos],), self.tail == "policy")[0]
+
+
+def _by_rule(table: str, chain: Chain, check) -> CompiledChain:
+    """``chain`` with its rules compiled on demand and indexed by their texts' host addresses."""
+    dst_index: dict[int, list[int]] = {}
+    src_index: dict[int, list[int]] = {}
+    always: list[int] = []
+    match = _HEAD.match
+    for pos, text in enumerate(chain.rules):
+        m = match(text)
+        src, dst = m.group(1), m.group(2)
+        if dst is not None and (ip := _host(dst)) is not None:
+            dst_index.setdefault(ip, []).append(pos)
+        elif src is not None and (ip := _host(src)) is not None:
+            src_index.setdefault(ip, []).append(pos)
+        else:
+            always.append(pos)
+    builtin = chain.name in BUILTIN_CHAINS.get(table, ())
+    rules = _LazyRules(chain.rules, (table, chain.name), check)
+    return CompiledChain(
+        table,
+        chain.name,
+        rules,
+        (chain.policy or "ACCEPT") if builtin else None,
+        builtin,
+        {},
+        EMPTY,
+        tuple(always),
+        _LazyLabels(rules, builtin),
+        {k: tuple(v) for k, v in dst_index.items()},
+        {k: tuple(v) for k, v in src_index.items()},
+    )
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _host(dotted: str) -> int | None:
+    """A dotted quad as an int, or None when a part is not 0..255 (then the rule is left to
+    its own compilation, which says what is wrong)."""
+    parts = dotted.split(".")
+    if any(len(x) > 1 and x[0] == "0" for x in parts):
+        return None
+    n = 0
+    for x in parts:
+        v = int(x)
+        if v > 255:
+            return None
+        n = n << 8 | v
+    return n
+
+
+def lazy_ruleset(
+    source: ChainSource,
+    names: tuple[str, ...],
+    *,
+    index_threshold: int | None = DEFAULT_INDEX_THRESHOLD,
+) -> Ruleset:
+    """A Ruleset over ``source`` whose chains are compiled when first looked up.
+
+    >>> from podnet.api import load
+    >>> from podnet.control.iptables import node_rules
+    >>> rules = node_rules(load("topologies/demo.yaml").cluster, "node-1")
+    >>> rs = lazy_ruleset(rules, ("mangle", "raw", "filter", "nat"))
+    >>> rs.chain("nat", "KUBE-SERVICES").rules[0].target.chain.startswith("KUBE-SVC-")
+    True
+    >>> rs.chain("nat", "NO-SUCH-CHAIN") is None
+    True
+    """
+    return Ruleset(LazyChains(source, names, index_threshold), names)
