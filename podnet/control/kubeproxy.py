@@ -19,12 +19,11 @@ assembled chains per variant tuple.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Network
 
+from podnet.control.naming import hash16
 from podnet.model.cluster import Cluster, EndpointSlice, Service
 from podnet.model.spec import ServicePort
 
@@ -89,9 +88,7 @@ def service_port_name(namespace: str, name: str, port_name: str = "") -> str:
     return f"{namespace}/{name}:{port_name}" if port_name else f"{namespace}/{name}"
 
 
-def _hash16(text: str) -> str:
-    digest = hashlib.sha256(text.encode()).digest()
-    return base64.b32encode(digest).decode()[:16]
+_hash16 = hash16  # base32(sha256(text))[:16]
 
 
 def port_proto_hash(spn: str, proto: str) -> str:

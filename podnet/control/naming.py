@@ -31,6 +31,27 @@ GENERATED_SUFFIX = 5  # apiserver names.randomLength
 MAX_GENERATED_BASE = MAX_NAME - GENERATED_SUFFIX  # names.maxGeneratedNameLength
 
 
+_B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"  # RFC 4648 base32 (Go's base32.StdEncoding)
+
+
+def hash16(text: str) -> str:
+    """The first 16 characters of base32(sha256(text)): kube-proxy's ``portProtoHash`` and
+    ``servicePortEndpointChainName`` (pkg/proxy/iptables/proxier.go) and kube-router's chain
+    names hash this way. 16 base32 characters are exactly the digest's first 80 bits, so only
+    those 10 bytes are encoded (base64.b32encode of the whole digest, then cut, gives the same).
+
+    >>> import base64, hashlib
+    >>> text = "ns1/svc1:p80tcp"
+    >>> hash16(text) == base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()[:16]
+    True
+    >>> hash16(text)
+    'XPGD46QRK7WJZT7O'
+    """
+    n = int.from_bytes(hashlib.sha256(text.encode()).digest()[:10], "big")
+    a = _B32
+    return "".join([a[(n >> s) & 31] for s in range(75, -1, -5)])
+
+
 def fnv32a(data: bytes) -> int:
     """FNV-1a, 32 bits (Go's hash/fnv New32a).
 

@@ -32,11 +32,10 @@ named port on the Pods of the policy's namespace, then allows that number to any
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 
+from podnet.control.naming import hash16
 from podnet.control.policy_select import Selection, policy_key, selection
 from podnet.model.cluster import Cluster, Pod
 from podnet.model.dataplane import Chain, IpSet
@@ -57,9 +56,7 @@ MARK_ACCEPT = "0x20000/0x20000"
 ACCEPT_COMMENT = "rule to explicitly ACCEPT traffic that comply to network policies"
 
 
-def _hash16(text: str) -> str:
-    """kube-router's names: base32 of sha256, first 16 characters."""
-    return base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()[:16]
+_hash16 = hash16  # base32(sha256(text))[:16]
 
 
 def pod_chain_name(namespace: str, name: str) -> str:
@@ -109,6 +106,7 @@ class AgentState:
     jumps: dict[str, str] = field(default_factory=dict)  # built-in chain -> its rule 1
     chain_of: dict[str, str] = field(default_factory=dict)  # Pod key -> its KUBE-POD-FW-*
     host_nets: dict[int, IPv4Network] = field(default_factory=dict)  # one /32 object per IP
+    members_memo: dict[int, tuple] = field(default_factory=dict)  # id(pods) -> (pods, members)
     # id of a policy of sel.cluster -> its positions there: a Pod's policies in cluster order
     # without walking every policy for every Pod
     policy_at: dict[int, list[int]] = field(default_factory=dict)
@@ -166,14 +164,20 @@ class _PolicyWriter:
             return name
         # IPs in address order (sorting ints, as IPv4Address orders them); the /32 networks
         # are made once per IP and shared by every set holding it: 100,000s of members at scale
-        nets = self.st.host_nets
-        members = []
-        for ip in sorted({int(p.ip) for p in pods}):
-            net = nets.get(ip)
-            if net is None:
-                net = nets[ip] = IPv4Network((ip, 32))
-            members.append((net, False))
-        return self.add_set(name, "hash:ip", members)
+        # Sets of the same selection (the same tuple of Pods) share one members tuple, and so
+        # the index built over it (podnet.model.dataplane.IpSet).
+        memo = self.st.members_memo
+        hit = memo.get(id(pods))
+        if hit is None or hit[0] is not pods:
+            nets = self.st.host_nets
+            members = []
+            for ip in sorted({int(p.ip) for p in pods}):
+                net = nets.get(ip)
+                if net is None:
+                    net = nets[ip] = IPv4Network((ip, 32))
+                members.append((net, False))
+            hit = memo[id(pods)] = (pods, tuple(members))
+        return self.add_set(name, "hash:ip", hit[1])
 
     def append(self, origin: RuleOrigin, comment: str, src: str | None, dst: str | None,
                proto: str | None, port: int | None, end: int | None) -> None:  # fmt: skip
@@ -211,6 +215,14 @@ class _PolicyWriter:
                 named += [(p.protocol, n, by_num[n]) for n in sorted(by_num)]
         return numeric, named
 
+    def peer_pods(self, rule: PolicyRule) -> tuple[Pod, ...]:
+        """The Pods of a rule's peers (a single peer's tuple as the selection memoized it, so
+        that sets of the same peers share their members)."""
+        peers = rule.peers
+        if len(peers) == 1:
+            return self.st.sel.peer_pods(self.pol, peers[0])
+        return tuple(p for peer in peers for p in self.st.sel.peer_pods(self.pol, peer))
+
     def ingress(self, dst_set: str) -> None:
         pol, ns, name = self.pol, self.ns, self.name
         key = policy_key(pol)
@@ -218,7 +230,7 @@ class _PolicyWriter:
         for i, rule in enumerate(pol.ingress):
             numeric, named = self.ports(rule, targets)
             all_ports = not rule.ports
-            pods = [p for peer in rule.peers for p in self.st.sel.peer_pods(pol, peer)]
+            pods = self.peer_pods(rule)
             blocks = [peer.ip_block for peer in rule.peers if peer.ip_block is not None]
             c_pods = f"rule to ACCEPT traffic from source pods to dest pods selected by policy name {name} namespace {ns}"
             c_all = f"rule to ACCEPT traffic from all sources to dest pods selected by policy name: {name} namespace {ns}"
@@ -284,7 +296,7 @@ class _PolicyWriter:
         key = policy_key(pol)
         for i, rule in enumerate(pol.egress):
             all_ports = not rule.ports
-            pods = [p for peer in rule.peers for p in self.st.sel.peer_pods(pol, peer)]
+            pods = self.peer_pods(rule)
             blocks = [peer.ip_block for peer in rule.peers if peer.ip_block is not None]
             # Named ports resolve on the peer Pods; without peers, on the policy's namespace.
             named_from = pods if rule.peers else self.st.sel.pods(ns, None)
@@ -525,7 +537,8 @@ class AgentNode:
     def user_chains(self) -> tuple[Chain, ...]:
         """Every user chain, in the order the agent creates them (tops, policies, Pods)."""
         pods = tuple(
-            self.chain(pod_chain_name(p.namespace, p.name)) for p in self.st.by_node.get(self.node, ())
+            self.chain(pod_chain_name(p.namespace, p.name))
+            for p in self.st.by_node.get(self.node, ())
         )
         return self.tops + self.st.shared_chains + pods  # type: ignore[operator]
 

@@ -45,6 +45,7 @@ class Selection:
     by_ip: dict[IPv4Address, Pod] = field(default_factory=dict)
     _pods_memo: dict = field(default_factory=dict)
     _ns_memo: dict = field(default_factory=dict)
+    _peers_memo: dict = field(default_factory=dict)
     _selected: dict[str, tuple[Pod, ...]] = field(default_factory=dict)
     _isolating: dict | None = None
 
@@ -90,10 +91,16 @@ class Selection:
         if peer.ip_block is not None:
             return ()
         if peer.namespace_selector is not None:
-            out: list[Pod] = []
-            for ns in self.namespaces(peer.namespace_selector):
-                out += self.pods(ns, peer.pod_selector)
-            return tuple(out)
+            # memoized: the same peers recur across policies, and the agent shares the members
+            # of the sets it makes of equal selections (by the identity of this tuple)
+            key = (peer.namespace_selector, peer.pod_selector)
+            hit = self._peers_memo.get(key)
+            if hit is None:
+                out: list[Pod] = []
+                for ns in self.namespaces(peer.namespace_selector):
+                    out += self.pods(ns, peer.pod_selector)
+                hit = self._peers_memo[key] = tuple(out)
+            return hit
         if peer.pod_selector is not None:
             return self.pods(policy.meta.namespace or "default", peer.pod_selector)
         return ()

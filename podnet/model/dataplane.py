@@ -206,17 +206,31 @@ class IpSet:
     members: tuple[tuple[IPv4Network, bool], ...] = ()
     _index: dict = field(default=None, init=False, repr=False, compare=False)  # type: ignore[assignment]
 
-    def __post_init__(self) -> None:
-        by_len: dict[int, dict[int, bool]] = {}
-        for net, nomatch in self.members:
-            by_len.setdefault(net.prefixlen, {})[int(net.network_address)] = nomatch
-        # Longest prefix first: the most specific entry decides (hash:net semantics).
-        object.__setattr__(self, "_index", dict(sorted(by_len.items(), reverse=True)))
+    def _build_index(self) -> dict:
+        # Built on first test, once per members tuple (sets of equal selections share theirs):
+        # a large cluster's policy agent holds 1,000s of sets of 100s of members, few tested.
+        hit = _SET_INDEX.get(id(self.members))
+        if hit is not None and hit[0] is self.members:
+            index = hit[1]
+        else:
+            by_len: dict[int, dict[int, bool]] = {}
+            for net, nomatch in self.members:
+                by_len.setdefault(net.prefixlen, {})[int(net.network_address)] = nomatch
+            # Longest prefix first: the most specific entry decides (hash:net semantics).
+            index = dict(sorted(by_len.items(), reverse=True))
+            if len(_SET_INDEX) >= 1 << 14:
+                _SET_INDEX.clear()
+            _SET_INDEX[id(self.members)] = (self.members, index)
+        object.__setattr__(self, "_index", index)
+        return index
 
     def has(self, addr: IPv4Address | int) -> bool:
         """``ipset test NAME ADDR``."""
         a = int(addr)
-        for plen, nets in self._index.items():
+        index = self._index
+        if index is None:
+            index = self._build_index()
+        for plen, nets in index.items():
             mask = (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF
             hit = nets.get(a & mask)
             if hit is not None:
@@ -235,6 +249,10 @@ class IpSet:
             text = str(net.network_address) if net.prefixlen == 32 else str(net)
             out.append(text + (" nomatch" if nomatch else ""))
         return tuple(out)
+
+
+_SET_INDEX: dict[int, tuple[tuple, dict]] = {}
+"""id of an IpSet's members tuple -> (the tuple, kept alive so its id stays its own; its index)."""
 
 
 @dataclass(frozen=True, slots=True)
