@@ -537,8 +537,7 @@ class AgentNode:
     def user_chains(self) -> tuple[Chain, ...]:
         """Every user chain, in the order the agent creates them (tops, policies, Pods)."""
         pods = tuple(
-            self.chain(pod_chain_name(p.namespace, p.name))
-            for p in self.st.by_node.get(self.node, ())
+            self.chain(self.st.chain_of[p.key]) for p in self.st.by_node.get(self.node, ())
         )
         return self.tops + self.st.shared_chains + pods  # type: ignore[operator]
 

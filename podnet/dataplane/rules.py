@@ -16,8 +16,9 @@ exact probability, and its target. Matches read a small state object (``src``/``
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from ipaddress import IPv4Address
 from typing import Any
@@ -55,7 +56,7 @@ from podnet.dataplane.rulevalues import (
     parse_probability,
     split_words,
 )
-from podnet.dataplane.targets import _TARGET_OPTS, Target, _target
+from podnet.dataplane.targets import _TARGET_OPTS, UNSUPPORTED_TARGETS, Target, _target
 
 __all__ = ["Rule", "RuleError", "Target", "compile_rule", "parse_probability", "split_words"]
 
@@ -181,6 +182,93 @@ def compile_rule(text: str) -> Rule:
     ...
     podnet.dataplane.rulevalues.RuleError: error: unknown match module 'frob' in rule '-m frob --x 1'
     """
+    shape = _shape(text)
+    if shape is None:
+        return _compile(text)
+    key, fld, host, comment, jump = shape
+    proto = _SHAPES.get(key)
+    if proto is None:
+        rule = _compile(text)
+        if len(_SHAPES) >= _SHAPES_MAX:
+            _SHAPES.clear()
+        _SHAPES[key] = rule
+        return rule
+    return _reshaped(proto, text, fld, host, comment, jump)
+
+
+# ---------------------------------------------------------------------------------- shapes
+#
+# Rules written per Pod differ from one Pod to the next only in a leading host address
+# ("-d 10.244.3.7/32 ...") and in comments naming the Pod (the policy agent's KUBE-ROUTER-* and
+# KUBE-POD-FW-* chains: a dozen rules per Pod). A comment is no condition, and a host address
+# is one AddrMatch, so a rule whose text has the shape of one compiled before is that rule with
+# those values put in: what compiling it would give (tests/test_rules.py checks it).
+
+_SHAPES: dict[str, Rule] = {}
+_SHAPES_MAX = 1 << 16
+_HOST_HEAD = re.compile(r"(-[sd]) ((?:0|[1-9][0-9]{0,2})(?:\.(?:0|[1-9][0-9]{0,2})){3})/32 ")
+_COMMENT = re.compile(r'-m comment --comment ("[^"]*"|[^\s"]+)(?=\s|$)')
+_JUMP_TAIL = re.compile(r" -j ([A-Za-z0-9_-]+)$")
+
+
+def _shape(text: str) -> tuple[str, str | None, int | None, str | None, str | None] | None:
+    """(shape key, field and value of the leading host address, first comment, user chain
+    jumped to at the end), or None when the text has nothing to vary or is quoted in ways only
+    the full parser reads."""
+    if "\\" in text or "'" in text:
+        return None
+    fld = host = None
+    key = text
+    m = _HOST_HEAD.match(text)
+    if m is not None:
+        parts = [int(x) for x in m.group(2).split(".")]
+        if max(parts) > 255:
+            return None
+        fld = "src" if m.group(1) == "-s" else "dst"
+        host = parts[0] << 24 | parts[1] << 16 | parts[2] << 8 | parts[3]
+        key = f"{m.group(1)} \x00 {text[m.end() :]}"
+    jump = None
+    j = _JUMP_TAIL.search(key)
+    if j is not None and j.group(1) not in _TARGET_OPTS and j.group(1) not in UNSUPPORTED_TARGETS:
+        jump = j.group(1)
+        key = key[: j.start()] + " -j \x02"
+    comments = _COMMENT.findall(key)
+    if host is None and not comments and jump is None:
+        return None
+    comment = None
+    if comments:
+        first = comments[0]
+        comment = first[1:-1] if first.startswith('"') else first
+        key = _COMMENT.sub("-m comment --comment \x01", key)
+    return key, fld, host, comment, jump
+
+
+def _reshaped(
+    proto: Rule, text: str, fld: str | None, host: int | None, comment, jump: str | None
+) -> Rule:
+    matches = proto.matches
+    key = proto.key
+    if fld is not None:
+        at = next(i for i, m in enumerate(matches) if isinstance(m, AddrMatch) and m.field == fld)
+        old = matches[at]
+        matches = (*matches[:at], AddrMatch(fld, host, old.mask, old.neg), *matches[at + 1 :])  # type: ignore[arg-type]
+        if fld == "dst" and key is not None:
+            key = (host, key[1], key[2])  # type: ignore[assignment]
+    target = proto.target
+    if jump is not None:
+        target = Target("JUMP", chain=jump, text=jump)  # targets._target for a user chain
+    return replace(
+        proto,
+        text=text,
+        matches=matches,
+        comment=comment,
+        key=key,
+        target=target,
+        checks=tuple(m.test for m in matches) if matches is not proto.matches else proto.checks,
+    )
+
+
+def _compile(text: str) -> Rule:
     try:
         toks = split_words(text)
     except ValueError as exc:
