@@ -61,7 +61,7 @@ def mac_from_seed(seed: str) -> str:
     """
     b = bytearray(_digest(seed)[:6])
     b[0] = (b[0] & 0xFE) | 0x02
-    return ":".join(f"{x:02x}" for x in b)
+    return b.hex(":")
 
 
 def pod_mac(ip: IPv4Address) -> str:
@@ -70,7 +70,7 @@ def pod_mac(ip: IPv4Address) -> str:
     >>> pod_mac(IPv4Address("10.244.1.2"))
     '0a:58:0a:f4:01:02'
     """
-    return POD_MAC_PREFIX + "".join(f":{x:02x}" for x in ip.packed)
+    return f"{POD_MAC_PREFIX}:{ip.packed.hex(':')}"
 
 
 def veth_name(seed: str) -> str:
