@@ -112,9 +112,16 @@ class LoadedCluster:
         via_service: bool = False,
     ):
         """The reachability table from the Pods ``src`` selects to those ``dst`` selects
-        (``[NS/]k=v,k!=v,k,!k``; None: every Pod), computed by podnet.analysis.reach: a
-        podnet.analysis.reach.Reach with ``sources``, ``dests``, ``cells`` (each with a
-        ``verdict``) and ``summary()``."""
+        (``[NS/]k=v,k!=v,k,!k`` or ``pod/[NS/]NAME``; None: every Pod), computed over classes
+        of Pods by podnet.analysis.reach: a Reach with ``sources``, ``dests`` and
+        ``summary()``; ``verdict(src, dst)`` gives a Pod pair's class-level answer,
+        ``cell(src, dst)`` and ``trace(src, dst)`` trace the pair through the engine, and
+        ``cells`` lists the Pod x Pod table of a small one.
+
+        >>> r = load().reach("default/")
+        >>> r.summary()["pairs"], r.verdict(r.sources[0], r.dests[1]).verdict
+        (20, 'allow')
+        """
         from podnet.analysis.reach import compute_reach, parse_selector
 
         return compute_reach(
