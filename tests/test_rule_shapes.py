@@ -61,6 +61,12 @@ comment = st.text(
 )
 chain = st.from_regex(r"KUBE-[A-Z0-9]{1,16}", fullmatch=True)
 TEMPLATES = (
+    "-s {h} -j {j}",
+    "-m tcp -p tcp -j DNAT --to-destination {h}:8080",
+    '-s {h}/{n} -d 10.244.0.0/16 -m comment --comment "flanneld masq" -j RETURN',
+    '! -s {h}/{n} -d {h}/24 -m comment --comment "{c}" -j RETURN',
+    '-d {h}/{n} -m comment --comment "pod\'s {c}" -m addrtype --src-type LOCAL -j ACCEPT',
+    "-s {h}/0 -d {h}/32 -p udp -m udp --dport 53 -j {j}",
     '-d {h}/32 -m comment --comment "{c}" -j {j}',
     '-s {h}/32 -m physdev --physdev-is-bridged -m comment --comment "{c}" -j {j}',
     '-d {h}/32 -m comment --comment "{c}" -m addrtype --src-type LOCAL -j ACCEPT',
@@ -72,10 +78,10 @@ TEMPLATES = (
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from(TEMPLATES), host, host, comment, comment, chain, chain)
-def test_variants_compile_the_same_through_shapes(template, h1, h2, c1, c2, j1, j2):
-    a = template.format(h=h1, c=c1, j=j1)
-    b = template.format(h=h2, c=c2, j=j2)
+@given(st.sampled_from(TEMPLATES), host, host, comment, comment, chain, chain, st.integers(0, 32))
+def test_variants_compile_the_same_through_shapes(template, h1, h2, c1, c2, j1, j2, n):
+    a = template.format(h=h1, c=c1, j=j1, n=n)
+    b = template.format(h=h2, c=c2, j=j2, n=n)
     for text in (a, b):  # the second takes the first's shape when they share one
         try:
             full = rmod._compile(text)

@@ -185,7 +185,7 @@ def compile_rule(text: str) -> Rule:
     shape = _shape(text)
     if shape is None:
         return _compile(text)
-    key, fld, host, comment, jump = shape
+    key, addrs, comment, target = shape
     proto = _SHAPES.get(key)
     if proto is None:
         rule = _compile(text)
@@ -193,77 +193,95 @@ def compile_rule(text: str) -> Rule:
             _SHAPES.clear()
         _SHAPES[key] = rule
         return rule
-    return _reshaped(proto, text, fld, host, comment, jump)
+    return _reshaped(proto, text, addrs, comment, target)
 
 
 # ---------------------------------------------------------------------------------- shapes
 #
-# Rules written per Pod differ from one Pod to the next only in a leading host address
-# ("-d 10.244.3.7/32 ...") and in comments naming the Pod (the policy agent's KUBE-ROUTER-* and
-# KUBE-POD-FW-* chains: a dozen rules per Pod). A comment is no condition, and a host address
-# is one AddrMatch, so a rule whose text has the shape of one compiled before is that rule with
-# those values put in: what compiling it would give (tests/test_rules.py checks it).
+# Rules written per Pod, per endpoint or per node differ from one another only in the addresses
+# of their -s/-d options ("-d 10.244.3.7/32 ..."), in comments naming the Pod or Service, and in
+# the user chain or DNAT destination they end with (the policy agent's KUBE-ROUTER-* and
+# KUBE-POD-FW-* chains, kube-proxy's KUBE-SEP-*, flannel's FLANNEL-POSTRTG). A comment is no
+# condition, an address is one AddrMatch, a target one Target: a rule whose text has the shape
+# of one compiled before is that rule with those values put in, each parsed by the parser's
+# own functions, so it is what compiling the text gives (tests/test_rule_shapes.py checks it).
 
 _SHAPES: dict[str, Rule] = {}
 _SHAPES_MAX = 1 << 16
-_HOST_HEAD = re.compile(r"(-[sd]) ((?:0|[1-9][0-9]{0,2})(?:\.(?:0|[1-9][0-9]{0,2})){3})/32 ")
-_COMMENT = re.compile(r'-m comment --comment ("[^"]*"|[^\s"]+)(?=\s|$)')
-_JUMP_TAIL = re.compile(r" -j ([A-Za-z0-9_-]+)$")
+_IP = r"(?:0|[1-9][0-9]{0,2})(?:\.(?:0|[1-9][0-9]{0,2})){3}"
+_HEAD = re.compile(
+    rf"((?:! )?-s )({_IP}(?:/[0-9]{{1,2}})?) |((?:! )?-d )({_IP}(?:/[0-9]{{1,2}})?) "
+)
+_COMMENT = re.compile(r"""-m comment --comment ("[^"]*"|[^\s"']+)(?=\s|$)""")
+_TAIL = re.compile(r" -j ([A-Za-z0-9_-]+)$| -j DNAT --to-destination ([0-9.:]+)$")
 
 
-def _shape(text: str) -> tuple[str, str | None, int | None, str | None, str | None] | None:
-    """(shape key, field and value of the leading host address, first comment, user chain
-    jumped to at the end), or None when the text has nothing to vary or is quoted in ways only
-    the full parser reads."""
-    if "\\" in text or "'" in text:
-        return None
-    fld = host = None
+def _shape(text: str) -> tuple[str, tuple, str | None, tuple | None] | None:
+    """(shape key, the -s/-d addresses as (field, text), the first comment, the target as
+    (name, options)), or None when the text has nothing to vary or is written in ways only
+    the full parser reads (backslashes, single quotes outside a comment)."""
     key = text
-    m = _HOST_HEAD.match(text)
-    if m is not None:
-        parts = [int(x) for x in m.group(2).split(".")]
-        if max(parts) > 255:
-            return None
-        fld = "src" if m.group(1) == "-s" else "dst"
-        host = parts[0] << 24 | parts[1] << 16 | parts[2] << 8 | parts[3]
-        key = f"{m.group(1)} \x00 {text[m.end() :]}"
-    jump = None
-    j = _JUMP_TAIL.search(key)
-    if j is not None and j.group(1) not in _TARGET_OPTS and j.group(1) not in UNSUPPORTED_TARGETS:
-        jump = j.group(1)
-        key = key[: j.start()] + " -j \x02"
+    addrs = []
+    at = 0
+    for fld, group in (("src", 1), ("dst", 3)):
+        m = _HEAD.match(key, at)
+        if m is None or m.group(group) is None:
+            continue
+        tok = m.group(group + 1)
+        addrs.append((fld, tok))
+        slash = tok.find("/")
+        keep = tok[slash:] if slash >= 0 else ""
+        head = f"{m.group(group)}\x00{keep} "
+        key = key[:at] + head + key[m.end() :]
+        at += len(head)
+    target = None
+    t = _TAIL.search(key)
+    if t is not None:
+        if t.group(1) is not None:
+            name = t.group(1)
+            if name not in _TARGET_OPTS and name not in UNSUPPORTED_TARGETS:
+                target = (name, {})
+                key = key[: t.start()] + " -j \x02"
+        else:
+            target = ("DNAT", {"--to-destination": (t.group(2),)})
+            key = key[: t.start()] + " -j DNAT --to-destination \x02"
     comments = _COMMENT.findall(key)
-    if host is None and not comments and jump is None:
-        return None
     comment = None
     if comments:
         first = comments[0]
         comment = first[1:-1] if first.startswith('"') else first
         key = _COMMENT.sub("-m comment --comment \x01", key)
-    return key, fld, host, comment, jump
+    if not addrs and not comments and target is None:
+        return None
+    if "\\" in key or "'" in key or '"' in key:
+        return None  # quoting that the full parser reads (shell rules)
+    return key, tuple(addrs), comment, target
 
 
-def _reshaped(
-    proto: Rule, text: str, fld: str | None, host: int | None, comment, jump: str | None
-) -> Rule:
+def _reshaped(proto: Rule, text: str, addrs: tuple, comment, target) -> Rule:
     matches = proto.matches
     key = proto.key
-    if fld is not None:
-        at = next(i for i, m in enumerate(matches) if isinstance(m, AddrMatch) and m.field == fld)
+    for fld, tok in addrs:
+        net, mask, _ = _parse_net(tok, text)
+        at = next(
+            (i for i, m in enumerate(matches) if isinstance(m, AddrMatch) and m.field == fld), None
+        )
+        if at is None:
+            continue  # 0.0.0.0/0: no condition, in the shape's rule too
         old = matches[at]
-        matches = (*matches[:at], AddrMatch(fld, host, old.mask, old.neg), *matches[at + 1 :])  # type: ignore[arg-type]
+        matches = (*matches[:at], AddrMatch(fld, net, mask, old.neg), *matches[at + 1 :])  # type: ignore[arg-type]
         if fld == "dst" and key is not None:
-            key = (host, key[1], key[2])  # type: ignore[assignment]
-    target = proto.target
-    if jump is not None:
-        target = Target("JUMP", chain=jump, text=jump)  # targets._target for a user chain
+            key = (net, key[1], key[2])  # an exact destination in the shape's rule: here too
+    new_target = proto.target
+    if target is not None:
+        new_target = _target(text, target[0], target[1], False)
     return replace(
         proto,
         text=text,
         matches=matches,
         comment=comment,
         key=key,
-        target=target,
+        target=new_target,
         checks=tuple(m.test for m in matches) if matches is not proto.matches else proto.checks,
     )
 
