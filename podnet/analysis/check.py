@@ -71,10 +71,20 @@ def _refused(path) -> bool:
     return False
 
 
-def run_probe(network, resolver: Resolver, probe: Probe) -> ProbeResult:
+def run_probe(network, resolver: Resolver, probe: Probe, *, replies: bool = True) -> ProbeResult:
+    """Trace one probe and compare. A probe's result (verdict, deny_kind, endpoints, masq)
+    comes from the forward legs alone: ``replies=False`` skips sending the replies, and the
+    result's trace then has none (podnet.realize.verify needs them, ``check`` does not)."""
     origin = _origin(resolver, probe)
     target = _target(resolver, probe)
-    trace = trace_between(network, origin, target, src_text=origin.label, dst_text=target.label)
+    trace = trace_between(
+        network,
+        origin,
+        target,
+        src_text=origin.label,
+        dst_text=target.label,
+        replies=replies,
+    )
     ok_paths = [p for p in trace.paths if p.delivered]
     verdict = {"delivered": "allow", "dropped": "deny", "partial": "partial"}[trace.verdict]
     deny_kind = None
@@ -107,13 +117,18 @@ def run_probe(network, resolver: Resolver, probe: Probe) -> ProbeResult:
     )
 
 
-def run_check(loaded, probes: tuple[Probe, ...], progress=None) -> tuple[ProbeResult, ...]:
-    """Run every probe against a loaded cluster; ``progress(label, done, total)`` hears of each."""
+def run_check(
+    loaded, probes: tuple[Probe, ...], progress=None, *, replies: bool = False
+) -> tuple[ProbeResult, ...]:
+    """Run every probe against a loaded cluster; ``progress(label, done, total)`` hears of each.
+
+    The results' traces have no reply legs unless ``replies``: what a probe finds depends on
+    the forward legs alone, and the replies would cost as much again."""
     resolver = loaded.resolver()
     if progress is None:
-        return tuple(run_probe(loaded.network, resolver, p) for p in probes)
+        return tuple(run_probe(loaded.network, resolver, p, replies=replies) for p in probes)
     out = []
     for i, p in enumerate(probes):
         progress("checking probes", i, len(probes))
-        out.append(run_probe(loaded.network, resolver, p))
+        out.append(run_probe(loaded.network, resolver, p, replies=replies))
     return tuple(out)

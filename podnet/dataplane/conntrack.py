@@ -19,10 +19,10 @@ tcp      6 86400 ESTABLISHED src=10.244.1.2 dst=10.96.0.20 sport=40000 dport=80 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
-from podnet.model.trace import Packet
+from podnet.model.trace import Packet, fast_constructor
 
 PROTO_NUMBERS = {"tcp": 6, "udp": 17, "sctp": 132, "icmp": 1}
 
@@ -53,11 +53,11 @@ class Tuple5:
     @staticmethod
     def of(packet: Packet) -> Tuple5:
         """The tuple of a packet."""
-        return Tuple5(packet.proto, packet.src, packet.dst, packet.sport, packet.dport)
+        return _new_tuple5(packet.proto, packet.src, packet.dst, packet.sport, packet.dport)
 
     def inverse(self) -> Tuple5:
         """The tuple of a packet going the other way."""
-        return Tuple5(self.proto, self.dst, self.src, self.dport, self.sport)
+        return _new_tuple5(self.proto, self.dst, self.src, self.dport, self.sport)
 
     def text(self) -> str:
         """``src=.. dst=.. sport=.. dport=..`` as conntrack -L prints a tuple."""
@@ -90,16 +90,19 @@ class ConntrackTable:
     """The connections of one namespace, in the order they were confirmed."""
 
     entries: tuple[Entry, ...] = ()
-    _index: Mapping[Tuple5, tuple[int, str]] = field(
+    # (proto, src, dst, sport, dport) with the addresses as ints (_key, _packet_key) ->
+    # (position, direction): such keys hash fast, where a Tuple5 hashes its two IPv4Address
+    # through hex()
+    _index: Mapping[tuple, tuple[int, str]] = field(
         init=False, repr=False, compare=False, hash=False
     )
 
     def __post_init__(self) -> None:
-        index: dict[Tuple5, tuple[int, str]] = {}
+        index: dict[tuple, tuple[int, str]] = {}
         for i, e in enumerate(self.entries):
             # The first entry holding a tuple wins, as in the kernel's hash (it refuses clashes).
-            index.setdefault(e.orig, (i, "original"))
-            index.setdefault(e.reply, (i, "reply"))
+            index.setdefault(_key(e.orig), (i, "original"))
+            index.setdefault(_key(e.reply), (i, "reply"))
         object.__setattr__(self, "_index", index)
 
     def __len__(self) -> int:
@@ -108,7 +111,7 @@ class ConntrackTable:
 
 def lookup(table: ConntrackTable, packet: Packet) -> tuple[Entry, str] | None:
     """The connection ``packet`` belongs to and its direction (``original`` or ``reply``)."""
-    hit = table._index.get(Tuple5.of(packet))
+    hit = table._index.get(_packet_key(packet))
     if hit is None:
         return None
     return table.entries[hit[0]], hit[1]
@@ -119,32 +122,61 @@ def confirm(
 ) -> ConntrackTable:
     """``table`` with the connection ``orig_packet`` starts, which left as ``final_packet``
     (after all NAT). A connection already tracked leaves the table as it is."""
-    orig = Tuple5.of(orig_packet)
-    if orig in table._index:
+    okey = _packet_key(orig_packet)
+    if okey in table._index:
         return table
-    reply = Tuple5.of(final_packet).inverse()
-    status = set()
-    if (final_packet.dst, final_packet.dport) != (orig_packet.dst, orig_packet.dport):
-        status.add("DNAT")
-    if (final_packet.src, final_packet.sport) != (orig_packet.src, orig_packet.sport):
-        status.add("SNAT")
-    entry = Entry(
+    orig = Tuple5.of(orig_packet)
+    f = final_packet
+    reply = _new_tuple5(f.proto, f.dst, f.src, f.dport, f.sport)
+    if f is orig_packet:  # left as it came: no NAT (and no addresses to compare)
+        status = _NO_STATUS
+    else:
+        o = orig_packet  # (addresses compared as the ints IPv4Address keeps: its == is slow)
+        status = _STATUS[
+            f.dst._ip != o.dst._ip or f.dport != o.dport,
+            f.src._ip != o.src._ip or f.sport != o.sport,
+        ]
+    entry = _new_entry(
         orig,
         reply,
         STATE_NEW.get(orig.proto),
-        frozenset(status),
-        final_packet.mark if mark is None else mark,
+        status,
+        f.mark if mark is None else mark,
         TIMEOUT_NEW.get(orig.proto, 30),
     )
     # the index grows by this entry's two tuples: no need to index every entry again
     index = dict(table._index)
     n = len(table.entries)
-    index.setdefault(orig, (n, "original"))
-    index.setdefault(reply, (n, "reply"))
+    index.setdefault(okey, (n, "original"))
+    index.setdefault(_key(reply), (n, "reply"))
     return _indexed(table.entries + (entry,), index)
 
 
-def _indexed(entries: tuple[Entry, ...], index: dict[Tuple5, tuple[int, str]]) -> ConntrackTable:
+# every traced connection makes a few tuples and entries: without the frozen __init__
+_new_tuple5 = fast_constructor(Tuple5)
+_new_entry = fast_constructor(Entry)
+_NO_STATUS: frozenset[str] = frozenset()
+# what a reply adds to the status, by whether the protocol counts as established then
+_REPLIED = {True: frozenset({"SEEN_REPLY", "ASSURED"}), False: frozenset({"SEEN_REPLY"})}
+# status of a new entry by (DNAT, SNAT): shared sets
+_STATUS = {
+    (d, s): frozenset(({"DNAT"} if d else set()) | ({"SNAT"} if s else set()))
+    for d in (False, True)
+    for s in (False, True)
+}
+
+
+def _key(t: Tuple5) -> tuple:
+    """The index key of a tuple: the same as :func:`_packet_key` of its packet."""
+    return (t.proto, t.src._ip, t.dst._ip, t.sport, t.dport)
+
+
+def _packet_key(p: Packet) -> tuple:
+    # IPv4Address keeps its value in ``_ip``: int() would go through a Python-level __int__
+    return (p.proto, p.src._ip, p.dst._ip, p.sport, p.dport)
+
+
+def _indexed(entries: tuple[Entry, ...], index: dict[tuple, tuple[int, str]]) -> ConntrackTable:
     """A table whose index the caller built, equal to what ``__post_init__`` would build."""
     table = object.__new__(ConntrackTable)
     object.__setattr__(table, "entries", entries)
@@ -155,16 +187,25 @@ def _indexed(entries: tuple[Entry, ...], index: dict[Tuple5, tuple[int, str]]) -
 def seen_reply(table: ConntrackTable, entry: Entry) -> ConntrackTable:
     """``table`` after a reply of ``entry`` passed: SEEN_REPLY; a TCP connection counts as
     established and ASSURED (the handshake completes), UDP only as replied."""
-    status = entry.status | {"SEEN_REPLY"}
-    if entry.orig.proto in ("tcp", "sctp"):
-        status |= {"ASSURED"}
-    new = replace(
-        entry,
-        state=STATE_REPLIED.get(entry.orig.proto, entry.state),
-        status=frozenset(status),
-        timeout=TIMEOUT_REPLIED.get(entry.orig.proto, 30),
+    proto = entry.orig.proto
+    status = entry.status | _REPLIED[proto in ("tcp", "sctp")]
+    new = _new_entry(
+        entry.orig,
+        entry.reply,
+        STATE_REPLIED.get(proto, entry.state),
+        status,
+        entry.mark,
+        TIMEOUT_REPLIED.get(proto, 30),
     )
-    entries = tuple(new if e == entry else e for e in table.entries)
+    if len(table.entries) == 1 and table.entries[0] is entry:  # a Pod's table, mostly
+        entries: tuple[Entry, ...] = (new,)
+    else:
+        # every entry equal to ``entry`` (one, in a table confirm built): the tuples' keys
+        # compared first, as entries compare their addresses field by field
+        k = _key(entry.orig)
+        entries = tuple(
+            new if e is entry or (_key(e.orig) == k and e == entry) else e for e in table.entries
+        )
     # the tuples do not change, so neither does the index
     return _indexed(entries, table._index)
 

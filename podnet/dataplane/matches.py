@@ -256,7 +256,16 @@ class SetMatch:
     neg: bool = False
 
     def test(self, st: Any, ctx: Any) -> bool:
-        return ctx.ipset_lookup(self.name, self.flags, st.packet()) != self.neg
+        peek = getattr(st, "peek", None)
+        if peek is None or callable(ctx.ipsets):
+            return ctx.ipset_lookup(self.name, self.flags, st.packet()) != self.neg
+        # A set is looked up by the fields its flags name (ip_set_core.c): the address, and
+        # for a two-dimension set the port of the second flag (so do the sets of
+        # podnet.model.dataplane and podnet.dataplane.netfilter). Noting only those reads lets
+        # a memoised walk serve packets whose other ports differ.
+        if len(self.flags) >= 2:
+            _ = st.sport if self.flags[1] == "src" else st.dport
+        return ctx.ipset_lookup(self.name, self.flags, peek()) != self.neg
 
 
 @dataclass(frozen=True, slots=True)

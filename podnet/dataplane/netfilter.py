@@ -20,7 +20,7 @@ from ipaddress import IPv4Address, IPv4Network
 from podnet.dataplane.rules import RuleError
 from podnet.dataplane.ruleset import CompiledChain, Ruleset
 from podnet.model.base import EMPTY, FrozenDict
-from podnet.model.trace import Packet, Step
+from podnet.model.trace import Packet, Step, new_packet
 
 # include/uapi/linux/netfilter_ipv4.h priorities: raw -300, mangle -150, nat(dst) -100, filter 0,
 # security 50 (not modelled), nat(src) 100.
@@ -234,6 +234,10 @@ class _Branch:
         b.stack = self.stack.copy()
         return b
 
+    def peek(self) -> Packet:
+        """The packet as the walk has it now, for a match that notes its own reads."""
+        return self.result()
+
     def packet(self) -> Packet:
         """The packet as the walk has it now (a match may look at every field)."""
         self.reads[0] |= 3
@@ -242,15 +246,11 @@ class _Branch:
     def result(self) -> Packet:
         """The packet leaving the hook (not a read of the ports by a rule)."""
         base = self.base
-        return Packet(
-            IPv4Address(self.src),
-            IPv4Address(self.dst),
-            self.proto,
-            self._sport,
-            self._dport,
-            ttl=base.ttl,
-            mark=self.mark,
-            encap=base.encap,
+        # the addresses as they came in where unchanged: no new IPv4Address to make
+        src = base.src if self.src == int(base.src) else IPv4Address(self.src)
+        dst = base.dst if self.dst == int(base.dst) else IPv4Address(self.dst)
+        return new_packet(
+            src, dst, self.proto, self._sport, self._dport, base.ttl, self.mark, base.encap
         )
 
 
@@ -309,7 +309,7 @@ def traverse(
                         br.verdict = _policy(br, cc, 0, record=False)
                     br.ti += 1
                     continue
-                br.chain, br.pos, br.cands, br.stack = cc, 0, cc.candidates(br), []
+                br.chain, br.pos, br.cands, br.stack = cc, 0, _candidates(cc, br), []
                 br.root = cc
             decision = _walk(ruleset, br, ctx, pending, record_returns)
             if decision in ("DROP", "REJECT"):
@@ -466,7 +466,7 @@ def _walk(
                 if kind == "JUMP":
                     stack.append((chain, pos + 1, cands))
                 chain = br.chain = _target_chain(ruleset, chain, t.chain)
-                pos, cands = 0, chain.candidates(br)
+                pos, cands = 0, _candidates(chain, br)
                 continue
             if kind == "MARK":
                 old = br.mark
@@ -499,6 +499,36 @@ def _walk(
                 br.reject_with = t.reject_with
             return kind  # ACCEPT | DROP | REJECT
         pos += 1
+
+
+class _Peek:
+    """The fields an index looks at, without noting a read of the destination port."""
+
+    __slots__ = ("src", "dst", "proto", "dport")
+
+    def __init__(self, br: _Branch):
+        self.src, self.dst, self.proto, self.dport = br.src, br.dst, br.proto, br._dport
+
+
+_PORT_KEYS = "port keys"  # a key of CompiledChain._steps (whose own keys are rule positions)
+
+
+def _candidates(chain: CompiledChain, br: _Branch) -> tuple[int, ...] | None:
+    """``chain.candidates(br)``, noting a read of the destination port only when the index
+    could give another answer for another port: some key of it has the packet's destination
+    and protocol, or its protocol alone (the replies' ports are the clients' source ports)."""
+    if chain.index is None:
+        return None
+    memo = chain._steps
+    keys = memo.get(_PORT_KEYS)
+    if keys is None:  # once per chain: the (dst, proto) and proto parts of its port keys
+        keys = memo[_PORT_KEYS] = (
+            frozenset((k[0], k[1]) for k in chain.index),
+            frozenset(k[0] for k in chain.port_index),
+        )
+    if br.proto in keys[1] or (br.dst, br.proto) in keys[0]:
+        return chain.candidates(br)
+    return chain.candidates(_Peek(br))
 
 
 def _target_chain(ruleset: Ruleset, chain: CompiledChain, name: str) -> CompiledChain:

@@ -20,10 +20,9 @@ Every function returns the list of ways (``End``) its branch can end.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from podnet.dataplane.names import LOOPBACK_MAC
-from podnet.model.trace import Encap, Packet, Step
+from podnet.model.base import EMPTY
+from podnet.model.trace import Encap, Packet, Step, ip_text, new_packet, new_step
 from podnet.trace.flight import End, Flight
 from podnet.trace.hooks import Hooks
 from podnet.trace.view import NetView
@@ -32,8 +31,12 @@ MAX_HOPS = 128
 
 
 def _flow_key(netns: str, device: str, direction: str, p: Packet) -> tuple:
-    # addresses as ints: an IPv4Address hashes through hex() at every hop
-    return (netns, device, direction, int(p.src), int(p.dst), p.proto, p.sport, p.dport, p.encap)
+    # addresses as ints (an IPv4Address hashes through hex()), read from the ``_ip`` an
+    # IPv4Address keeps them in: int() goes through a Python-level __int__, at every hop
+    e = p.encap
+    if e is not None:
+        e = (e.src._ip, e.dst._ip, e.sport, e.dport, e.vni, e.type)
+    return (netns, device, direction, p.src._ip, p.dst._ip, p.proto, p.sport, p.dport, e)
 
 
 def vxlan_source_port(inner: Packet, low: int = 32768, high: int = 60999) -> int:
@@ -46,17 +49,9 @@ def vxlan_source_port(inner: Packet, low: int = 32768, high: int = 60999) -> int
     """
     import hashlib
 
-    key = f"{inner.src}|{inner.dst}|{inner.proto}|{inner.sport}|{inner.dport}".encode()
+    key = f"{ip_text(inner.src)}|{ip_text(inner.dst)}|{inner.proto}|{inner.sport}|{inner.dport}".encode()
     h = int.from_bytes(hashlib.sha256(key).digest()[:4], "big")
     return low + h % (high - low + 1)
-
-
-def outer(p: Packet) -> Packet:
-    """The headers routing and netfilter see: the outer UDP packet of an encapsulated frame."""
-    if p.encap is None:
-        return p
-    e = p.encap
-    return Packet(e.src, e.dst, "udp", e.sport, e.dport, ttl=64, mark=p.mark)
 
 
 class Engine:
@@ -72,7 +67,7 @@ class Engine:
         """A local socket in ``netns`` sends ``fl.packet`` (``ip_local_out``)."""
         v = self.view
         node = v.node_of(netns)
-        hdr = outer(fl.packet)
+        hdr = self.hooks.header(fl.packet)
         route = v.route(netns, hdr.dst)
         if route is None:
             fl = fl.enter(node, netns, "-", "out")
@@ -86,16 +81,16 @@ class Engine:
         fl, loop = self._open(fl, netns, route.dev, "out")
         if loop:
             return [loop]
-        fl = fl.step(Step("route", v.route_text(route)))
+        fl = fl.step(v.route_step(route))
         fl, ct = self.hooks.ct_begin(fl, netns, "OUTPUT")
         ends: list[End] = []
         for fl1, oc in self.hooks.run(fl, netns, "OUTPUT", ct, in_iface=None, out_iface=route.dev):
             if oc is not None:
                 ends.append(oc)
                 continue
-            hdr1 = outer(fl1.packet)
+            hdr1 = self.hooks.header(fl1.packet)
             route1 = route
-            if hdr1.dst != hdr.dst:
+            if hdr1.dst is not hdr.dst and hdr1.dst != hdr.dst:
                 # ip_route_me_harder: DNAT in OUTPUT re-routes the packet (net/ipv4/netfilter.c)
                 route1 = v.route(netns, hdr1.dst)
                 if route1 is None:
@@ -103,9 +98,9 @@ class Engine:
                         self._end(fl1, "NO_ROUTE", f"{netns} has no route to {hdr1.dst} after DNAT")
                     )
                     continue
-                fl1 = fl1.step(Step("route", v.route_text(route1), detail=_d(reroute=True)))
+                fl1 = fl1.step(v.route_step(route1, reroute=True))
                 if route1.dev != route.dev:
-                    fl1 = fl1.update(hop=replace(fl1.hop, device=route1.dev))
+                    fl1 = fl1.on_device(route1.dev)
             if route1.type == "local":
                 ends += self._postrouting_then(fl1, netns, "lo", ct, None, local=True)
             else:
@@ -118,10 +113,13 @@ class Engine:
 
     def receive(self, fl: Flight, netns: str, device: str) -> list[End]:
         """A frame arrives on ``device`` of ``netns``."""
-        if fl.packet.mark and fl.hop is not None and fl.hop.netns != netns:
+        if fl.packet.mark and fl.hop_netns is not None and fl.hop_netns != netns:
             # Another host or namespace: the skb mark does not travel (skb_scrub_packet on a
             # netns crossing; on the wire a mark never exists).
-            fl = fl.with_packet(fl.packet.with_(mark=0))
+            p = fl.packet
+            fl = fl.with_packet(
+                new_packet(p.src, p.dst, p.proto, p.sport, p.dport, p.ttl, 0, p.encap)
+            )
         link = self.view.link(netns, device)
         if link is not None and link.master:
             return self._bridge_ingress(fl, netns, device, link.master)
@@ -155,11 +153,11 @@ class Engine:
         self, fl: Flight, netns: str, device: str, physin: str | None, ct
     ) -> list[End]:
         v = self.view
-        hdr = outer(fl.packet)
+        hdr = self.hooks.header(fl.packet)
         route = v.route(netns, hdr.dst)
         if route is None:
             return [self._end(fl, "NO_ROUTE", f"{netns} has no route to {hdr.dst}")]
-        fl = fl.step(Step("route", v.route_text(route)))
+        fl = fl.step(v.route_step(route))
         if route.type == "local":
             ends: list[End] = []
             for fl1, oc in self.hooks.run(
@@ -194,7 +192,10 @@ class Engine:
                 )
             ]
         # ip_forward decrements the TTL before the FORWARD hook (net/ipv4/ip_forward.c)
-        fl = fl.with_packet(fl.packet.with_(ttl=fl.packet.ttl - 1))
+        p = fl.packet
+        fl = fl.with_packet(
+            new_packet(p.src, p.dst, p.proto, p.sport, p.dport, p.ttl - 1, p.mark, p.encap)
+        )
         fl, loop = self._open(fl, netns, route.dev, "out")
         if loop:
             return [loop]
@@ -266,8 +267,8 @@ class Engine:
             fl = fl.step(
                 Step(
                     "decap",
-                    f"vxlan VNI {p.encap.vni} from {p.encap.src}:{p.encap.sport}: inner frame to {vx.name}",
-                    detail=_d(vni=p.encap.vni),
+                    f"vxlan VNI {p.encap.vni} from {ip_text(p.encap.src)}:{p.encap.sport}: inner frame to {vx.name}",
+                    detail=v.memo_step(("vni", p.encap.vni), lambda: _d(vni=p.encap.vni)),
                 )
             )
             fl = (
@@ -276,18 +277,16 @@ class Engine:
                 .update(inner_l2=None)
             )
             return self._l3_input(fl, netns, vx.name)
+        # (not memoised: a reply's destination port is the client's source port, new for
+        # every connection)
         who = v.socket_owner(netns, p)
         what = who or netns
-        return [
-            self._end(
-                fl,
-                "DELIVERED",
-                f"delivered to {what} on {p.dst}:{p.dport}/{p.proto}",
-                endpoint=who,
-                netns=netns,
-                step=Step("deliver", f"{p.proto} {p.dst}:{p.dport} socket of {what}"),
-            )
-        ]
+        to = f"{ip_text(p.dst)}:{p.dport}"
+        step = new_step(
+            "deliver", f"{p.proto} {to} socket of {what}", None, None, None, None, EMPTY
+        )
+        reason = f"delivered to {what} on {to}/{p.proto}"
+        return [self._end(fl, "DELIVERED", reason, endpoint=who, netns=netns, step=step)]
 
     # ------------------------------------------------------------------ out a device
 
@@ -312,7 +311,11 @@ class Engine:
                 )
             ]
         peer_ns, peer_dev, mac = hit
-        fl = fl.step(Step("neigh", f"{nexthop} dev {dev} lladdr {mac} REACHABLE")).l2(link.mac, mac)
+        step = v.memo_step(
+            ("neigh", netns, dev, int(nexthop), mac),
+            lambda: Step("neigh", f"{nexthop} dev {dev} lladdr {mac} REACHABLE"),
+        )
+        fl = fl.step_l2(step, link.mac, mac)
         if link.kind == "bridge":
             return self._bridge_output(fl, netns, dev, mac)
         if link.kind == "veth" and link.peer is not None:
@@ -331,7 +334,11 @@ class Engine:
                     f"{link.name} has no neighbour entry for {nexthop}: flannel adds one per node it knows, and VXLAN does not ARP",
                 )
             ]
-        fl = fl.step(Step("neigh", neigh.text())).l2(link.mac, neigh.mac)
+        fl = fl.step_l2(
+            v.memo_step(("vxneigh", id(neigh)), lambda: (neigh, Step("neigh", neigh.text())))[1],
+            link.mac,
+            neigh.mac,
+        )
         remote = v.vxlan_fdb(netns, link.name, neigh.mac)
         if remote is None:
             return [
@@ -342,15 +349,20 @@ class Engine:
                 )
             ]
         vx = link.vxlan
-        fl = fl.step(Step("fdb", f"{neigh.mac} dev {link.name} dst {remote} self permanent"))
+        fl = fl.step(
+            v.memo_step(
+                ("vxfdb", netns, link.name, neigh.mac, int(remote)),
+                lambda: Step("fdb", f"{neigh.mac} dev {link.name} dst {remote} self permanent"),
+            )
+        )
         encap = Encap(
             src=vx.local, dst=remote, sport=vxlan_source_port(fl.packet), dport=vx.port, vni=vx.vni
         )
         fl = fl.step(
             Step(
                 "encap",
-                f"vxlan VNI {vx.vni}: {vx.local}:{encap.sport} -> {remote}:{vx.port} udp",
-                detail=_d(vni=vx.vni),
+                f"vxlan VNI {vx.vni}: {ip_text(vx.local)}:{encap.sport} -> {ip_text(remote)}:{vx.port} udp",
+                detail=v.memo_step(("vni", vx.vni), lambda: _d(vni=vx.vni)),
             )
         )
         fl = fl.with_packet(fl.packet.with_(encap=encap)).update(inner_l2=(link.mac, neigh.mac))
@@ -362,7 +374,7 @@ class Engine:
         packet — hands it to an outside client it was asked to model, sends it on toward the
         Internet, or has nowhere to send an address that exists only inside the cluster."""
         v = self.view
-        dst = outer(fl.packet).dst
+        dst = self.hooks.header(fl.packet).dst
         fl = fl.step(Step("neigh", f"{gw} dev {dev}: the underlay's default gateway"))
         client = v.external_netns(dst)
         if client is not None:
@@ -398,9 +410,12 @@ class Engine:
         mac = fl.dst_mac
         if v.bridge_own(netns, bridge, mac):
             fl = fl.step(
-                Step(
-                    "bridge",
-                    f"{bridge}: {mac} is the bridge's own address: up to the host (L3) on {bridge}",
+                v.memo_step(
+                    ("bridge-own", bridge, mac),
+                    lambda: Step(
+                        "bridge",
+                        f"{bridge}: {mac} is the bridge's own address: up to the host (L3) on {bridge}",
+                    ),
                 )
             )
             fl, loop = self._open(fl, netns, bridge, "in")
@@ -416,7 +431,7 @@ class Engine:
                     f"{bridge} has no FDB entry for {mac}; the flooded frame reaches no host with that address",
                 )
             ]
-        fl = fl.step(Step("fdb", entry.text()))
+        fl = fl.step(_fdb_step(v, entry))
         out_port = entry.dev
         if out_port == port and not v.link(netns, port).hairpin:
             return [
@@ -426,11 +441,17 @@ class Engine:
                     f"{bridge} does not send a frame back out its ingress port {port} (hairpin off)",
                 )
             ]
-        fl = fl.step(Step("bridge", f"{bridge}: forward {port} -> {out_port}"))
+        fl = fl.step(
+            v.memo_step(
+                ("bridge-fwd", bridge, port, out_port),
+                lambda: Step("bridge", f"{bridge}: forward {port} -> {out_port}"),
+            )
+        )
         if v.sysctl(netns, "net.bridge.bridge-nf-call-iptables") != 1:
             return self._xmit_port(fl, netns, out_port)
         # br_netfilter: the bridged IPv4 frame walks the host's iptables with -i/-o the bridge
         fl, ct = self.hooks.ct_begin(fl, netns, "PREROUTING")
+        dst = fl.packet.dst  # before the walk: a branch goes on in ``fl`` itself
         ends: list[End] = []
         for fl1, oc in self.hooks.run(
             fl, netns, "PREROUTING", ct, in_iface=bridge, out_iface=None, physin=port
@@ -438,7 +459,7 @@ class Engine:
             if oc is not None:
                 ends.append(oc)
                 continue
-            if fl1.packet.dst != fl.packet.dst:
+            if fl1.packet.dst is not dst and fl1.packet.dst != dst:
                 # DNAT on a bridged frame: br_netfilter hands it to IP routing instead
                 fl1 = fl1.step(
                     Step("bridge", f"{bridge}: destination changed by DNAT: routed by the host")
@@ -475,7 +496,7 @@ class Engine:
         entry = self.view.bridge_fdb(netns, bridge, mac)
         if entry is None:
             return [self._end(fl, "NEIGHBOR_UNREACHABLE", f"{bridge} has no FDB entry for {mac}")]
-        fl = fl.step(Step("fdb", entry.text()))
+        fl = fl.step(_fdb_step(self.view, entry))
         return self._xmit_port(fl, netns, entry.dev)
 
     def _xmit_port(self, fl: Flight, netns: str, port: str) -> list[End]:
@@ -496,9 +517,9 @@ class Engine:
         """Start a hop on ``device``; end the branch as LOOP when the same packet was already
         there (a forwarding loop) or the path grows beyond any real one."""
         key = _flow_key(netns, device, direction, fl.packet)
-        seen = fl.seen
-        fl = fl.enter(self.view.node_of(netns), netns, device, direction, seen | {key})
-        if key in seen:
+        again = key in fl.seen
+        fl = fl.enter(self.view.node_of(netns), netns, device, direction, key)
+        if again:
             return fl, self._end(
                 fl,
                 "LOOP",
@@ -548,6 +569,11 @@ def _cycle(hops, key: tuple) -> str:
         ) == key:
             return f"through {_walk(hops[i:])} -> {netns} {device} {direction} again"
     return f"at {netns} {device} {direction}"
+
+
+def _fdb_step(v: NetView, entry) -> Step:
+    """The ``fdb`` step of a bridge's FDB entry (made once per entry: entries never change)."""
+    return v.memo_step(("fdb", id(entry)), lambda: (entry, Step("fdb", entry.text())))[1]
 
 
 def _d(**kw):

@@ -1,174 +1,204 @@
-"""The state of one packet in flight along one branch, and how a branch ends.
-
-A Flight is immutable: each decision returns a new Flight, so the branches that kube-proxy's
-random choice creates share everything they had in common and never disturb each other.
-"""
+"""The state of one packet in flight along one branch, and how a branch ends."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
 from fractions import Fraction
 
 from podnet.model.base import EMPTY, FrozenDict
-from podnet.model.trace import Hop, NfTrace, Packet, Step
+from podnet.model.trace import Hop, NfTraces, Packet, Step, new_hop
 
-_COPIERS: dict[type, object] = {}
-_MISSING = object()
-
-
-def _copier(cls: type):
-    """A function ``copy(obj, **changes)`` for ``cls``, written out field by field the way
-    dataclasses writes ``__init__``: it fills the slots through their descriptors directly."""
-    names = [f.name for f in fields(cls)]
-    params = ", ".join(f"{n}=_M" for n in names)
-    body = "".join(f"    _s_{n}(new, obj.{n} if {n} is _M else {n})\n" for n in names)
-    env = {"_M": _MISSING, "_new": object.__new__, "cls": cls} | {
-        f"_s_{n}": getattr(cls, n).__set__ for n in names
-    }
-    exec(f"def copy(obj, *, {params}):\n    new = _new(cls)\n{body}    return new\n", env)  # noqa: S102
-    return env["copy"]
+_ONE = Fraction(1)
 
 
-def _setter(cls: type, *changed: str):
-    """A function ``set_(obj, *values)`` copying ``obj`` with the fields ``changed`` given
-    positionally (``set_(*values)`` if they are all the fields): the hot copies of a trace,
-    without keyword parsing and the frozen ``__init__``'s ``object.__setattr__`` calls."""
-    names = [f.name for f in fields(cls)]
-    args = ", ".join(f"v_{n}" for n in changed)
-    body = "".join(
-        f"    _s_{n}(new, v_{n})\n" if n in changed else f"    _s_{n}(new, obj.{n})\n"
-        for n in names
-    )
-    env = {"_new": object.__new__, "cls": cls} | {f"_s_{n}": getattr(cls, n).__set__ for n in names}
-    head = "" if set(changed) == set(names) else "obj, "  # all given: a constructor
-    exec(f"def set_({head}{args}):\n    new = _new(cls)\n{body}    return new\n", env)  # noqa: S102
-    return env["set_"]
+_FIELDS = (
+    "packet",
+    "prob",
+    "hops",
+    "dst_mac",
+    "src_mac",
+    "inner_l2",
+    "ct",
+    "recent",
+    "seen",
+    "nat_seen",
+    # the open hop (hop_netns None: none open yet): its steps and TRACE records (the fields
+    # of an NfTrace each, see NfTraces) grow in lists, frozen into a Hop when it closes
+    "hop_node",
+    "hop_netns",
+    "hop_device",
+    "hop_direction",
+    "hop_packet",
+    "hop_steps",
+    "hop_src_mac",
+    "hop_dst_mac",
+    "hop_nftrace",
+)
 
 
-def replace(obj, /, **changes):
-    """``dataclasses.replace`` for the frozen, slotted dataclasses of this module (no
-    ``__post_init__``, no init-only fields), without its generic machinery: a trace makes
-    hundreds of these copies, and ``dataclasses.replace`` costs over twice as much per copy."""
-    cls = type(obj)
-    copy = _COPIERS.get(cls)
-    if copy is None:
-        copy = _COPIERS[cls] = _copier(cls)
-    return copy(obj, **changes)
-
-
-@dataclass(frozen=True, slots=True)
-class HopDraft:
-    """The hop being written: the packet on ``device`` of ``netns``."""
-
-    node: str | None
-    netns: str
-    device: str
-    direction: str
-    packet: Packet
-    steps: tuple[Step, ...] = ()
-    src_mac: str | None = None
-    dst_mac: str | None = None
-    nftrace: tuple[NfTrace, ...] = ()
-
-    def done(self) -> Hop:
-        return Hop(
-            self.node,
-            self.netns,
-            self.device,
-            self.direction,
-            self.steps,
-            self.packet,
-            self.src_mac,
-            self.dst_mac,
-            self.nftrace,
-        )
-
-
-@dataclass(frozen=True, slots=True)
 class Flight:
-    """One branch of a packet's way: its headers, probability, hops so far and the state it left
-    behind (conntrack entries and ``recent`` lists per namespace)."""
+    """One branch of a packet's way: its headers, probability, hops so far, the hop being
+    written, and the state it left behind (conntrack entries and ``recent`` lists per
+    namespace).
 
-    packet: Packet
-    prob: Fraction = Fraction(1)
-    hops: tuple[Hop, ...] = ()
-    hop: HopDraft | None = None
-    dst_mac: str | None = None
-    src_mac: str | None = None  # the frame's source MAC (set where a device transmits it)
-    inner_l2: tuple[str, str] | None = None  # (src, dst) MACs of the frame inside a VXLAN packet
-    ct: FrozenDict = EMPTY  # netns -> conntrack table
-    recent: FrozenDict = EMPTY  # netns -> FrozenDict(list name -> frozenset of source IPs)
-    seen: frozenset = frozenset()  # (netns, device, direction, flow) already crossed
-    nat_seen: bool = False  # some NAT rewrote the packet on this branch
+    A Flight is the engine's working state and changes in place: each method changes it and
+    returns it, so a hop's dozens of decisions cost no copies. Where kube-proxy's random choice
+    makes branches, each branch gets its own :meth:`fork` before it changes (the open hop's
+    lists, ``seen`` and the dict of conntrack tables copied); everything else a flight holds
+    (packets, closed hops, the conntrack tables themselves) is immutable and shared. An ended
+    branch (:class:`End`) is never changed again.
+    """
+
+    __slots__ = _FIELDS
+
+    def __init__(
+        self,
+        packet: Packet,
+        prob: Fraction = _ONE,
+        hops: tuple[Hop, ...] = (),
+        dst_mac: str | None = None,
+        src_mac: str | None = None,  # the frame's source MAC (set where a device transmits it)
+        inner_l2: tuple[str, str] | None = None,  # (src, dst) MACs of the frame inside VXLAN
+        ct: dict | None = None,  # netns -> conntrack table (a dict of its own, see fork)
+        recent: FrozenDict = EMPTY,  # netns -> FrozenDict(list name -> frozenset of sources)
+        seen: set | None = None,  # (netns, device, direction, flow) already crossed
+        nat_seen: bool = False,  # some NAT rewrote the packet on this branch
+    ):
+        self.packet, self.prob, self.hops = packet, prob, hops
+        self.dst_mac, self.src_mac, self.inner_l2 = dst_mac, src_mac, inner_l2
+        self.ct = {} if ct is None else dict(ct)
+        self.recent, self.nat_seen = recent, nat_seen
+        self.seen = set() if seen is None else set(seen)
+        self.hop_node = self.hop_netns = self.hop_device = self.hop_direction = None
+        self.hop_packet = self.hop_src_mac = self.hop_dst_mac = None
+        self.hop_steps, self.hop_nftrace = [], []
+
+    def fork(self) -> Flight:
+        """A copy that changes apart from this one."""
+        new = Flight.__new__(Flight)
+        for name in _FIELDS:
+            setattr(new, name, getattr(self, name))
+        new.hop_steps = self.hop_steps.copy()
+        new.hop_nftrace = self.hop_nftrace.copy()
+        new.seen = self.seen.copy()
+        new.ct = self.ct.copy()
+        return new
+
+    def _closed(self) -> Hop:
+        nftrace = self.hop_nftrace
+        return new_hop(
+            self.hop_node,
+            self.hop_netns,
+            self.hop_device,
+            self.hop_direction,
+            tuple(self.hop_steps),
+            self.hop_packet,
+            self.hop_src_mac,
+            self.hop_dst_mac,
+            NfTraces(tuple(nftrace)) if nftrace else (),
+        )
 
     def enter(
-        self, node: str | None, netns: str, device: str, direction: str, seen: frozenset = None
+        self, node: str | None, netns: str, device: str, direction: str, key: tuple = None
     ) -> Flight:
-        """Close the current hop and open a new one on ``device`` (and set ``seen``, if given)."""
-        hops = self.hops if self.hop is None else self.hops + (self.hop.done(),)
-        hop = _new_hop(
-            node, netns, device, direction, self.packet, (), self.src_mac, self.dst_mac, ()
-        )
-        return _set_hops_hop_seen(self, hops, hop, self.seen if seen is None else seen)
+        """Close the current hop and open a new one on ``device`` (and add ``key`` to
+        ``seen``, if given)."""
+        if self.hop_netns is not None:
+            self.hops += (self._closed(),)
+        self.hop_node = node
+        self.hop_netns = netns
+        self.hop_device = device
+        self.hop_direction = direction
+        self.hop_packet = self.packet
+        self.hop_src_mac = self.src_mac
+        self.hop_dst_mac = self.dst_mac
+        self.hop_steps = []
+        self.hop_nftrace = []
+        if key is not None:
+            self.seen.add(key)
+        return self
 
     def l2(self, src_mac: str | None, dst_mac: str | None) -> Flight:
         """The frame gets Ethernet addresses (a device transmits it); the open hop shows them."""
-        hop = self.hop if self.hop is None else _set_hop_macs(self.hop, src_mac, dst_mac)
-        return _set_macs_hop(self, src_mac, dst_mac, hop)
+        self.src_mac, self.dst_mac = src_mac, dst_mac
+        if self.hop_netns is not None:
+            self.hop_src_mac, self.hop_dst_mac = src_mac, dst_mac
+        return self
 
-    def nftrace(self, record: NfTrace) -> Flight:
-        """Note a netfilter hook walk on the open hop (for the TRACE view)."""
-        if self.hop is None:
-            return self
-        return _set_hop(self, _set_hop_nftrace(self.hop, self.hop.nftrace + (record,)))
+    def step_l2(self, step: Step, src_mac: str | None, dst_mac: str | None) -> Flight:
+        """``step(step).l2(src_mac, dst_mac)``."""
+        if self.hop_netns is not None:
+            self.hop_steps.append(step)
+        return self.l2(src_mac, dst_mac)
 
     def step(self, *steps: Step) -> Flight:
-        if self.hop is None or not steps:
-            return self
-        return _set_hop(self, _set_hop_steps(self.hop, self.hop.steps + steps))
+        if self.hop_netns is not None:
+            self.hop_steps += steps
+        return self
 
-    def advance(self, steps: tuple[Step, ...], record: NfTrace, **changes) -> Flight:
-        """After a hook walk: its steps and TRACE record go to the open hop, and ``changes``
-        to the flight, in one copy (a trace walks dozens of hooks)."""
-        hop = self.hop
-        if hop is not None:
-            hop = _set_hop_steps_nftrace(
-                hop, hop.steps + steps if steps else hop.steps, hop.nftrace + (record,)
-            )
-        if not changes:
-            return _set_hop(self, hop)
-        changes["hop"] = hop
-        return replace(self, **changes)
+    def on_device(self, device: str) -> Flight:
+        """The open hop is on ``device`` after all (a re-route changed the output device)."""
+        if self.hop_netns is not None:
+            self.hop_device = device
+        return self
+
+    def advance(self, steps: tuple[Step, ...], record: tuple, **changes) -> Flight:
+        """After a hook walk: its steps and TRACE record (the ten fields of an NfTrace) go
+        to the open hop, and ``changes`` to the flight."""
+        if self.hop_netns is not None:
+            self.hop_steps += steps
+            self.hop_nftrace.append(record)
+        for name, value in changes.items():
+            setattr(self, name, value)
+        return self
+
+    def advance_prob(self, steps: tuple[Step, ...], record: tuple, prob) -> Flight:
+        """``advance(steps, record, prob=prob)`` without keyword parsing: the common case."""
+        if self.hop_netns is not None:
+            self.hop_steps += steps
+            self.hop_nftrace.append(record)
+        self.prob = prob
+        return self
+
+    def advance_packet(
+        self, steps: tuple[Step, ...], record: tuple, prob, packet: Packet, nat_seen: bool
+    ) -> Flight:
+        """``advance`` for a walk that changed the packet (a NAT, a mark)."""
+        if self.hop_netns is not None:
+            self.hop_steps += steps
+            self.hop_nftrace.append(record)
+        self.prob, self.packet, self.nat_seen = prob, packet, nat_seen
+        return self
 
     def with_packet(self, packet: Packet) -> Flight:
         """Change the headers; the open hop shows the packet as it entered the device."""
-        return _set_packet(self, packet)
+        self.packet = packet
+        return self
 
     def all_hops(self) -> tuple[Hop, ...]:
-        return self.hops if self.hop is None else self.hops + (self.hop.done(),)
+        return self.hops if self.hop_netns is None else self.hops + (self._closed(),)
 
     def update(self, **kw) -> Flight:
-        return replace(self, **kw)
+        for name, value in kw.items():
+            if name not in _FIELDS:
+                raise TypeError(f"Flight has no field {name!r}")
+            setattr(self, name, value)
+        return self
 
 
-_new_hop = _setter(HopDraft, *(f.name for f in fields(HopDraft)))
-_set_hop_steps = _setter(HopDraft, "steps")
-_set_hop_nftrace = _setter(HopDraft, "nftrace")
-_set_hop_steps_nftrace = _setter(HopDraft, "steps", "nftrace")
-_set_hop_macs = _setter(HopDraft, "src_mac", "dst_mac")
-_set_hop = _setter(Flight, "hop")
-_set_packet = _setter(Flight, "packet")
-_set_macs_hop = _setter(Flight, "src_mac", "dst_mac", "hop")
-_set_hops_hop_seen = _setter(Flight, "hops", "hop", "seen")
-
-
-@dataclass(frozen=True, slots=True)
 class End:
-    """How a branch ended: disposition, the reason in one sentence, the Pod (or node) reached."""
+    """How a branch ended: disposition, the reason in one sentence, the Pod (or node) reached
+    (never changed once made; a plain slotted class: every path makes one or two)."""
 
-    flight: Flight
-    disposition: str
-    reason: str
-    endpoint: str | None = None
-    netns: str | None = None  # where it was delivered (for the reply)
-    extra: FrozenDict = field(default=EMPTY)
+    __slots__ = ("flight", "disposition", "reason", "endpoint", "netns", "extra")
+
+    def __init__(
+        self,
+        flight: Flight,
+        disposition: str,
+        reason: str,
+        endpoint: str | None = None,
+        netns: str | None = None,  # where it was delivered (for the reply)
+        extra: FrozenDict = EMPTY,
+    ):
+        self.flight, self.disposition, self.reason = flight, disposition, reason
+        self.endpoint, self.netns, self.extra = endpoint, netns, extra

@@ -10,30 +10,45 @@ direction at PREROUTING/OUTPUT and POSTROUTING/INPUT.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import replace
 
 from podnet.control.policy import POD_FW_PREFIX
 from podnet.dataplane import conntrack as ctmod
 from podnet.dataplane import netfilter as nf
 from podnet.model.base import EMPTY, FrozenDict
-from podnet.model.trace import NfTrace, Packet, Step
+from podnet.model.trace import Packet, Step, ip_text, new_packet, new_step
 from podnet.trace.flight import End, Flight
 from podnet.trace.policy_glue import policy_end, policy_steps
-from podnet.trace.view import NetView
+from podnet.trace.view import MEMO_LIMIT, NetView
 
 EMPTY_CT = ctmod.ConntrackTable()
 
 
-@dataclass(frozen=True, slots=True)
 class CtState:
-    """What conntrack knows of the packet in one namespace while it crosses the hooks."""
+    """What conntrack knows of the packet in one namespace while it crosses the hooks (never
+    changed once made; a plain slotted class: one is made per namespace a packet crosses)."""
 
-    new: bool
-    direction: str | None  # None (new), "original" or "reply"
-    entry: object | None
-    orig: Packet  # the headers as they entered this namespace's conntrack
-    state: str = "NEW"  # what -m conntrack --ctstate sees
+    __slots__ = ("new", "direction", "entry", "orig", "state", "plain")
+
+    def __init__(
+        self,
+        new: bool,
+        direction: str | None,  # None (new), "original" or "reply"
+        entry: object | None,
+        orig: Packet,  # the headers as they entered this namespace's conntrack
+        state: str = "NEW",  # what -m conntrack --ctstate sees
+    ):
+        self.new, self.direction, self.entry, self.orig, self.state = (
+            new,
+            direction,
+            entry,
+            orig,
+            state,
+        )
+        # what a hook walk's memo key holds of it while no NAT is known: (ctstate, DNAT
+        # seen, SNAT seen, new), made once
+        self.plain = (state, False, False, new)
 
 
 def header(p: Packet) -> Packet:
@@ -41,13 +56,13 @@ def header(p: Packet) -> Packet:
     if p.encap is None:
         return p
     e = p.encap
-    return Packet(e.src, e.dst, "udp", e.sport, e.dport, ttl=64, mark=p.mark)
+    return new_packet(e.src, e.dst, "udp", e.sport, e.dport, 64, p.mark, None)
 
 
 def with_header(p: Packet, h: Packet) -> Packet:
     """Put headers that netfilter may have changed (NAT, mark) back into the flight's packet."""
     if p.encap is None:
-        return p.with_(src=h.src, dst=h.dst, sport=h.sport, dport=h.dport, mark=h.mark)
+        return new_packet(h.src, h.dst, p.proto, h.sport, h.dport, p.ttl, h.mark, None)
     from dataclasses import replace
 
     e = replace(p.encap, src=h.src, dst=h.dst, sport=h.sport, dport=h.dport)
@@ -58,9 +73,13 @@ def nat_text(before: Packet, after: Packet) -> str:
     """A NAT as a field diff: ``dst 10.96.0.20:80 -> 10.244.2.3:8080``."""
     parts = []
     if (before.src, before.sport) != (after.src, after.sport):
-        parts.append(f"src {before.src}:{before.sport} -> {after.src}:{after.sport}")
+        parts.append(
+            f"src {ip_text(before.src)}:{before.sport} -> {ip_text(after.src)}:{after.sport}"
+        )
     if (before.dst, before.dport) != (after.dst, after.dport):
-        parts.append(f"dst {before.dst}:{before.dport} -> {after.dst}:{after.dport}")
+        parts.append(
+            f"dst {ip_text(before.dst)}:{before.dport} -> {ip_text(after.dst)}:{after.dport}"
+        )
     return ", ".join(parts)
 
 
@@ -69,35 +88,41 @@ class Hooks:
 
     def __init__(self, view: NetView):
         self.view = view
-        self._fw = view.policed  # lives with the view: an Engine lasts one trace
+        self._walks = view.walks  # lives with the view: an Engine lasts one trace
+        self._last = (None, None)  # (packet, header(packet)) of the last encapsulated packet
 
-    def _policed(self, steps: tuple[Step, ...]) -> bool:
-        """Whether a walk's steps pass a Pod firewall chain (policy_steps has words for them),
-        memoised per steps tuple: memoised walks share theirs."""
-        hit = self._fw.get(id(steps))
-        if hit is None or hit[0] is not steps:
-            if len(self._fw) >= 1 << 12:
-                self._fw.clear()
-            hit = (steps, any((s.chain or "").startswith(POD_FW_PREFIX) for s in steps))
-            self._fw[id(steps)] = hit
-        return hit[1]
+    def header(self, p: Packet) -> Packet:
+        """:func:`header`, the same object again for the same packet: each hook and conntrack
+        step of a VXLAN packet asks, and the walk memo sees an unchanged header by identity."""
+        if p.encap is None:
+            return p
+        last = self._last
+        if last[0] is p:
+            return last[1]
+        h = header(p)
+        self._last = (p, h)
+        return h
 
     # ------------------------------------------------------------------ conntrack
 
     def ct_begin(self, fl: Flight, netns: str, hook: str) -> tuple[Flight, CtState]:
         """Look the packet up at PREROUTING or OUTPUT; translate a reply's destination back."""
         table = fl.ct.get(netns)
-        h = header(fl.packet)
-        hit = ctmod.lookup(table, h) if table is not None else None
+        p = fl.packet
+        h = p if p.encap is None else self.header(p)
+        if table is None:  # the first packet to cross this namespace
+            return fl, CtState(True, None, None, h, "NEW")
+        hit = ctmod.lookup(table, h)
         if hit is None:
             return fl, CtState(True, None, None, h, "NEW")
         entry, direction = hit
         if direction == "reply":
             o = entry.orig
             if entry.unreplied:
-                fl = fl.update(ct=_set(fl.ct, netns, ctmod.seen_reply(table, entry)))
-            back = h.with_(dst=o.src, dport=o.sport)
-            if back != h:
+                fl.ct[netns] = ctmod.seen_reply(table, entry)
+            # (addresses compared as the ints IPv4Address keeps: its == is a Python call)
+            if h.dst._ip != o.src._ip or h.dport != o.sport:
+                back = new_packet(h.src, o.src, h.proto, h.sport, o.sport, h.ttl, h.mark, None)
                 fl = fl.with_packet(with_header(fl.packet, back))
                 fl = fl.step(
                     Step(
@@ -107,7 +132,8 @@ class Hooks:
                     )
                 )
             else:
-                fl = fl.step(Step("conntrack", f"reply of {_tuple(o)}: ctstate ESTABLISHED"))
+                text = f"reply of {_tuple(o)}: ctstate ESTABLISHED"
+                fl = fl.step(new_step("conntrack", text, None, None, None, None, EMPTY))
             return fl, CtState(False, direction, entry, h, "ESTABLISHED")
         # A later packet of a known connection (e.g. back in over lo): the NAT binding is
         # reused, the nat table is not consulted again; it stays NEW until a reply was seen.
@@ -126,15 +152,16 @@ class Hooks:
 
     def ct_confirm(self, fl: Flight, netns: str, ct: CtState, hook: str) -> Flight:
         """Confirm a new connection's entry, or translate a reply's source back."""
-        h = header(fl.packet)
+        p = fl.packet
+        h = p if p.encap is None else self.header(p)
         if ct.new:
             table = fl.ct.get(netns) or EMPTY_CT
-            table = ctmod.confirm(table, ct.orig, h)
-            return fl.update(ct=_set(fl.ct, netns, table))
+            fl.ct[netns] = ctmod.confirm(table, ct.orig, h)
+            return fl
         if ct.direction == "reply":
             o = ct.entry.orig
-            back = h.with_(src=o.dst, sport=o.dport)
-            if back != h:
+            if h.src._ip != o.dst._ip or h.sport != o.dport:
+                back = new_packet(o.dst, h.dst, h.proto, o.dport, h.dport, h.ttl, h.mark, None)
                 fl = fl.with_packet(with_header(fl.packet, back))
                 fl = fl.step(
                     Step("conntrack", f"reply of {_tuple(o)}: {nat_text(h, back)} (undo DNAT)")
@@ -154,47 +181,103 @@ class Hooks:
         out_iface: str | None,
         physin: str | None = None,
         physout: str | None = None,
-    ) -> Iterator[tuple[Flight | None, End | None]]:
-        """Walk ``hook`` of ``netns``; yield ``(flight, None)`` per accepted branch and
-        ``(None, end)`` per branch that a rule dropped or rejected."""
-        v = self.view
+    ) -> Sequence[tuple[Flight | None, End | None]]:
+        """Walk ``hook`` of ``netns``; give ``(flight, None)`` per accepted branch and
+        ``(None, end)`` per branch that a rule dropped or rejected. The last branch goes on
+        in ``fl`` itself (the others in forks of it): ``fl`` is not to be used after."""
         p = fl.packet
-        h = header(p)
+        h = p if p.encap is None else self.header(p)
         o = ct.orig
-        dnat = h.dst != o.dst or h.dport != o.dport
-        snat = h.src != o.src or h.sport != o.sport
-        if ct.entry is not None:
-            had = getattr(ct.entry, "status", ()) or ()
-            dnat = dnat or "DNAT" in had
-            snat = snat or "SNAT" in had
-        key, ctx = v.hook_context(
+        entry = ct.entry
+        if h is o and entry is None:  # as it entered, no connection: no NAT (the common case)
+            cts = ct.plain
+        else:
+            # (the addresses as the ints IPv4Address keeps: its == is a Python-level call)
+            dnat = h.dst._ip != o.dst._ip or h.dport != o.dport
+            snat = h.src._ip != o.src._ip or h.sport != o.sport
+            if entry is not None:
+                had = entry.status
+                dnat = dnat or "DNAT" in had
+                snat = snat or "SNAT" in had
+            cts = (ct.state, dnat, snat, ct.new)
+        recent = fl.recent
+        # (an empty FrozenDict is falsy only through a Python-level __len__)
+        recent = None if recent is EMPTY else recent.get(netns)
+        # Everything the walk and its steps depend on but the ports (the ruleset of a
+        # namespace never changes: the netns names it); addresses as ints, which hash fast.
+        key = (
             netns,
+            hook,
             in_iface,
             out_iface,
             physin,
             physout,
-            ct.state,
-            _STATUS[dnat, snat],
-            ct.new,
-            fl.recent.get(netns, EMPTY),
+            cts,
+            recent,
+            h.src._ip,  # the address as an int (IPv4Address keeps it there; int() is slower)
+            h.dst._ip,
+            h.proto,
+            h.ttl,
+            h.mark,
         )
-        # the ruleset of a namespace never changes: the context key (netns first) names it
-        outcomes = nf.traverse_memo(
-            v.walks,
-            (key, hook, int(h.src), int(h.dst), h.proto, h.ttl, h.mark, h.encap),
-            v.ruleset(netns),
-            hook,
-            ctx,
-            h,
+        # The remembered walk for ``key`` whose read ports (if any) are the packet's. A walk
+        # sees the ports only through reads it records (podnet.dataplane.netfilter), so one
+        # that read neither (under 0, the common case) gives the same outcomes, the packet's
+        # own ports carried through, for any ports; one that read them serves only the same
+        # values of those it read.
+        walk = None
+        by_reads = self._walks.get(key)
+        if by_reads is not None:
+            walk = by_reads.get(0)
+            if walk is None:
+                sport, dport = h.sport, h.dport
+                for read, known in by_reads.items():
+                    walk = known.get((sport if read & 1 else None, dport if read & 2 else None))
+                    if walk is not None:
+                        break
+        if walk is None:
+            walk = self._walk(key, netns, hook, cts, h, recent)
+        results, read, sport0, dport0, plain = walk
+        if plain is not None:  # most walks: one way through, accepted, nothing changed
+            if fl.hop_netns is not None:
+                if plain[0]:
+                    fl.hop_steps += plain[0]
+                fl.hop_nftrace.append(
+                    (
+                        hook,
+                        plain[1],
+                        p,
+                        p,
+                        in_iface,
+                        out_iface,
+                        physin,
+                        physout,
+                        fl.src_mac,
+                        fl.dst_mac,
+                    )
+                )
+            return ((fl, None),)
+        same_ports = h.sport == sport0 and h.dport == dport0
+        prob0, recent0, nat0, src_mac, dst_mac = (
+            fl.prob,
+            fl.recent,
+            fl.nat_seen,
+            fl.src_mac,
+            fl.dst_mac,
         )
-        single = len(outcomes) == 1
-        for oc in outcomes:
-            # one outcome has probability 1: skip the Fraction product
-            prob = fl.prob if single else fl.prob * oc.probability
-            changed = oc.packet != h
+        # each branch changes a flight of its own; the last goes on in ``fl`` itself
+        flights = [fl.fork() for _ in results[1:]] + [fl] if len(results) > 1 else (fl,)
+        out = []
+        for (prob, verdict, steps, changed, q, nat_seen, recent_set, oc, endings), fl in zip(
+            results, flights, strict=True
+        ):
+            prob = prob0 if prob is None else prob0 * prob
+            if changed and not same_ports:
+                q = _carry(q, read, h.sport, h.dport)
             # unchanged headers put back give the packet itself (header() took them from it)
-            after = with_header(p, oc.packet) if changed else p
-            record = NfTrace(
+            after = with_header(p, q) if changed else p
+            # the TRACE record's fields: an NfTrace is made only if someone reads it
+            record = (
                 hook,
                 oc.trace,
                 p,
@@ -203,37 +286,101 @@ class Hooks:
                 out_iface,
                 physin,
                 physout,
-                fl.src_mac,
-                fl.dst_mac,
+                src_mac,
+                dst_mac,
             )
-            if oc.verdict in ("DROP", "REJECT"):
-                fl1 = fl.advance(oc.steps, record, prob=prob)
-                end = policy_end(self.view, fl1, oc, netns)  # NetworkPolicy: DENIED_*
-                if end is not None:
-                    yield None, end
-                elif oc.verdict == "DROP":
-                    yield None, _ending(fl1, "DROPPED", oc, netns, hook)
+            if verdict is not None:  # DROP or REJECT
+                fl1 = fl.advance_prob(oc.steps, record, prob)
+                # the words depend on the outcome and the packet's addresses, protocol and
+                # destination port (a policy's ports): made once per destination port
+                how = endings.get(h.dport)
+                if how is None:
+                    if not same_ports:
+                        oc = replace(oc, packet=_carry(oc.packet, read, h.sport, h.dport))
+                    end = policy_end(self.view, fl1, oc, netns)  # NetworkPolicy: DENIED_*
+                    if end is None:
+                        end = _ending(fl1, verdict, oc, netns, hook)
+                    if len(endings) >= MEMO_LIMIT:
+                        endings.clear()
+                    endings[h.dport] = (end.disposition, end.reason, end.extra)
                 else:
-                    yield None, _ending(fl1, "REJECTED", oc, netns, hook)
+                    end = End(fl1, how[0], how[1], extra=how[2])
+                out.append((None, end))
+                continue
+            if changed:
+                if recent_set:
+                    fl1 = fl.advance(
+                        steps,
+                        record,
+                        prob=prob,
+                        packet=after,
+                        nat_seen=nat_seen or nat0,
+                        recent=_add_recent(recent0, netns, recent_set),
+                    )
+                else:
+                    fl1 = fl.advance_packet(steps, record, prob, after, nat_seen or nat0)
+            elif recent_set:
+                fl1 = fl.advance(
+                    steps, record, prob=prob, recent=_add_recent(recent0, netns, recent_set)
+                )
+            else:
+                fl1 = fl.advance_prob(steps, record, prob)
+            out.append((fl1, None))
+        return out
+
+    def _walk(self, key, netns, hook, cts, h, recent) -> tuple:
+        """Walk the hook for real and remember what each outcome does to a flight (its steps
+        with the policy and NAT steps added), under the ports the walk read."""
+        v = self.view
+        state, dnat, snat, new = cts
+        _, ctx = v.hook_context(
+            netns,
+            key[2],
+            key[3],
+            key[4],
+            key[5],
+            state,
+            _STATUS[dnat, snat],
+            new,
+            recent if recent is not None else EMPTY,
+        )
+        reads = [0]
+        outcomes = nf.traverse(v.ruleset(netns), hook, ctx, h, reads=reads)
+        read = reads[0]
+        single = len(outcomes) == 1
+        results = []
+        for oc in outcomes:
+            # one outcome has probability 1: no Fraction product per use
+            prob = None if single else oc.probability
+            if oc.verdict in ("DROP", "REJECT"):
+                verdict = _VERDICTS[oc.verdict]
+                results.append(
+                    (prob, verdict, oc.steps, oc.packet != h, oc.packet, False, (), oc, {})
+                )
                 continue
             steps = oc.steps
-            if self._policed(steps):
-                steps += policy_steps(self.view, oc)
-            changes = {}
-            if changed:
-                q = oc.packet
-                if (q.src, q.sport, q.dst, q.dport) != (h.src, h.sport, h.dst, h.dport):
-                    nat = Step(
-                        "nat",
-                        nat_text(h, q),
-                        detail=FrozenDict(kind=oc.nat.kind if oc.nat else ""),
-                    )
-                    steps += (nat,)
-                    changes["nat_seen"] = True
-                changes["packet"] = after
-            if oc.recent_set:
-                changes["recent"] = _add_recent(fl.recent, netns, oc.recent_set)
-            yield fl.advance(steps, record, prob=prob, **changes), None
+            if any((s.chain or "").startswith(POD_FW_PREFIX) for s in steps):
+                # the words name policies and rules, never the ports: reusable for any ports
+                steps += policy_steps(v, oc)
+            q = oc.packet
+            changed = q != h
+            nat_seen = False
+            if changed and (q.src, q.sport, q.dst, q.dport) != (h.src, h.sport, h.dst, h.dport):
+                # a NAT read the ports it rewrote (and nat_text names only those)
+                nat = Step(
+                    "nat", nat_text(h, q), detail=FrozenDict(kind=oc.nat.kind if oc.nat else "")
+                )
+                steps += (nat,)
+                nat_seen = True
+            results.append((prob, None, steps, changed, q, nat_seen, oc.recent_set, oc, None))
+        plain = None
+        if len(results) == 1:
+            prob, verdict, steps, changed, _, _, recent_set, oc, _ = results[0]
+            if prob is None and verdict is None and not changed and not recent_set:
+                plain = (steps, oc.trace)
+        walk = (tuple(results), read, h.sport, h.dport, plain)
+        _remember(self._walks, key, walk, read, h.sport, h.dport)
+        return walk
 
 
 # ctstatus of a hook walk by (DNAT seen, SNAT seen): four shared sets, hashed once
@@ -245,11 +392,12 @@ _STATUS = {
 
 
 def _tuple(p) -> str:
-    return f"{p.proto} {p.src}:{p.sport} -> {p.dst}:{p.dport}"
+    return f"{p.proto} {ip_text(p.src)}:{p.sport} -> {ip_text(p.dst)}:{p.dport}"
 
 
 def _set(m: FrozenDict, key: str, value) -> FrozenDict:
-    d = dict(m)
+    # copy the FrozenDict's own dict: dict(m) would go key by key through the Mapping API
+    d = dict(getattr(m, "_data", m))
     d[key] = value
     return FrozenDict(d)
 
@@ -273,3 +421,36 @@ def _ending(fl: Flight, disposition: str, oc, netns: str, hook: str) -> End:
     else:
         reason = f"{hook} policy of {netns} drops it"
     return End(fl, disposition, reason)
+
+
+_VERDICTS = {"DROP": "DROPPED", "REJECT": "REJECTED"}
+
+
+def _remember(memo: dict, key: tuple, walk: tuple, read: int, sport: int, dport: int) -> None:
+    by_reads = memo.get(key)
+    if by_reads is None:
+        if len(memo) >= MEMO_LIMIT:  # bounds memory; any entry can be walked again
+            memo.clear()
+        by_reads = memo[key] = {}
+    if not read:  # good for any ports: the walk itself
+        by_reads[0] = walk
+        return
+    known = by_reads.setdefault(read, {})
+    if len(known) >= MEMO_LIMIT:
+        known.clear()
+    known[(sport if read & 1 else None, dport if read & 2 else None)] = walk
+
+
+def _carry(q: Packet, read: int, sport: int, dport: int) -> Packet:
+    """A remembered walk's packet for a packet whose ports differ where the walk did not read
+    them: an unread port was not written either, it leaves the hook as it came in."""
+    return new_packet(
+        q.src,
+        q.dst,
+        q.proto,
+        q.sport if read & 1 else sport,
+        q.dport if read & 2 else dport,
+        q.ttl,
+        q.mark,
+        q.encap,
+    )

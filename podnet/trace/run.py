@@ -15,9 +15,25 @@ from podnet.trace.endpoints import parse_dst, parse_src
 from podnet.trace.engine import Engine
 from podnet.trace.flight import End, Flight
 from podnet.trace.resolve import NameTarget, Origin, Resolver, Target
-from podnet.trace.view import view_of
+from podnet.trace.view import MEMO_LIMIT, view_of
 
 PROTOCOLS = ("tcp", "udp", "sctp")
+LOOPBACK = IPv4Address("127.0.0.1")
+
+
+def _resolve(network, resolver: Resolver, src, dst, namespace, port, protocol) -> tuple:
+    """SRC and DST resolved, memoised in the network's view: the cluster never changes, so
+    neither do the answers (a question asked again, on another source port, skips parsing)."""
+    memo = view_of(network).resolved
+    key = (id(resolver), src, dst, namespace, port, protocol)
+    hit = memo.get(key)
+    if hit is None or hit[0] is not resolver:
+        origin = resolver.origin(parse_src(src, namespace))
+        target = resolver.target(parse_dst(dst, namespace), origin, port, protocol)
+        if len(memo) >= MEMO_LIMIT:
+            memo.clear()
+        hit = memo[key] = (resolver, origin, target)
+    return hit[1], hit[2]
 
 
 def _leg(end: End) -> Leg:
@@ -42,8 +58,7 @@ def run_trace(
     choice is a path with its exact probability; ``seed`` keeps one, drawn as the kernel would.
     """
     resolver = resolver or Resolver(network.cluster)
-    origin = resolver.origin(parse_src(src, namespace))
-    target = resolver.target(parse_dst(dst, namespace), origin, port, protocol)
+    origin, target = _resolve(network, resolver, src, dst, namespace, port, protocol)
     if isinstance(target, NameTarget):  # a DNS name: the Pod's resolver asks kube-dns first
         from podnet.trace.dnsflow import trace_by_name
 
@@ -72,8 +87,12 @@ def trace_between(
     seed: int | None = None,
     src_text: str = "",
     dst_text: str = "",
+    replies: bool = True,
 ) -> Trace:
-    """Trace from a resolved origin to a resolved target (used by ``check`` and ``reach`` too)."""
+    """Trace from a resolved origin to a resolved target (used by ``check`` and ``reach`` too).
+
+    ``replies=False``: delivered paths get no reply leg (``reply`` None) and no reply is sent,
+    for callers that look at the forward leg only (``podnet check``)."""
     view = view_of(network)
     if origin.external is not None:
         from podnet.dataplane.build import with_external_client
@@ -90,7 +109,7 @@ def trace_between(
             ) from None
     engine = Engine(view)
     src_ip = origin.ip
-    if target.ip == IPv4Address("127.0.0.1"):
+    if target.ip == LOOPBACK:
         src_ip = target.ip
     if src_ip is None:
         src_ip = engine.view.source_address(origin.netns, target.ip)
@@ -98,8 +117,8 @@ def trace_between(
     ends = engine.send(Flight(packet), origin.netns)
     paths = []
     for end in ends:
-        reply, ct = None, end.flight.ct
-        if end.disposition == "DELIVERED":
+        reply, ct = None, FrozenDict(end.flight.ct)
+        if replies and end.disposition == "DELIVERED":
             reply, ct = _reply(engine, end, origin, packet)
         paths.append(Path(end.flight.prob, _leg(end), reply, conntrack=ct))
     paths = _merge(paths)
@@ -134,7 +153,7 @@ def _reply(engine: Engine, end: End, origin: Origin, sent: Packet) -> tuple[Leg,
                 f"the reply reaches {r.netns}, not the client in {origin.netns}",
                 None,
                 p,
-            ), r.flight.ct
+            ), FrozenDict(r.flight.ct)
         if (p.src, p.sport, p.dst, p.dport) != (sent.dst, sent.dport, sent.src, sent.sport):
             return Leg(
                 "DROPPED",
@@ -142,15 +161,15 @@ def _reply(engine: Engine, end: End, origin: Origin, sent: Packet) -> tuple[Leg,
                 f"the reply comes from {p.src}:{p.sport} but the client connected to {sent.dst}:{sent.dport}: its socket does not accept it",
                 None,
                 p,
-            ), r.flight.ct
+            ), FrozenDict(r.flight.ct)
         return Leg(
             "DELIVERED",
             leg.hops,
             f"the reply reaches the client from {p.src}:{p.sport}, the address it connected to",
             None,
             p,
-        ), r.flight.ct
-    return leg, r.flight.ct
+        ), FrozenDict(r.flight.ct)
+    return leg, FrozenDict(r.flight.ct)
 
 
 def _merge(paths: list[Path]) -> list[Path]:

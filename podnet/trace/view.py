@@ -13,8 +13,9 @@ from podnet.dataplane.netfilter import HookContext
 from podnet.dataplane.routing import select_src
 from podnet.dataplane.ruleset import Ruleset
 from podnet.dataplane.rulevalues import RuleError
+from podnet.model.base import FrozenDict
 from podnet.model.dataplane import FdbEntry, Link, Neighbor, Route
-from podnet.model.trace import Packet
+from podnet.model.trace import Packet, Step
 
 MEMO_LIMIT = 1 << 16
 """Entries a memo of the view holds before it starts afresh (bounds its memory)."""
@@ -36,8 +37,14 @@ class NetView:
         self._route_texts: dict[int, tuple[Route, str]] = {}
         self._ipsets: dict[int, tuple] = {}  # id(tuple of sets) -> (sets, {name: set})
         self._host_pods_of: dict[str, tuple] = {}
-        self.walks: dict = {}  # memo of netfilter.traverse_memo
-        self.policed: dict = {}  # memo of Hooks._policed
+        self._arp: dict[tuple, tuple[str, str, str]] = {}
+        self._nodes: dict[str, str | None] = {}
+        self._sysctls: dict[tuple[str, str], int] = {}
+        self._fdb: dict[tuple[str, str, str], tuple[bool, FdbEntry | None]] = {}
+        self._route_steps: dict[int, tuple[Route, Step]] = {}
+        self.walks: dict = {}  # memo of hook walks (podnet.trace.hooks)
+        self.resolved: dict = {}  # memo of SRC/DST resolutions (podnet.trace.run)
+        self._steps: dict = {}  # steps and texts of hops, see memo_step
 
     def extended(self, network) -> NetView:
         """A view of ``network`` (this one's plus namespaces) that shares this view's memos."""
@@ -56,7 +63,12 @@ class NetView:
         return ns
 
     def node_of(self, name: str) -> str | None:
-        return self.netns(name).node
+        node = self._nodes.get(name, self)  # (None is a node: an outside client's has none)
+        if node is self:
+            if len(self._nodes) >= MEMO_LIMIT:
+                self._nodes.clear()
+            node = self._nodes[name] = self.netns(name).node
+        return node
 
     def kind_of(self, name: str) -> str:
         return self.netns(name).kind
@@ -80,6 +92,38 @@ class NetView:
             hit = self._route_texts[id(route)] = (route, route.text())
         return hit[1]
 
+    def route_step(self, route: Route, **detail) -> Step:
+        """The ``route`` step of ``route`` (one Step object per route and detail, shared by
+        every trace: steps are immutable)."""
+        if not detail:
+            hit = self._route_steps.get(id(route))
+            if hit is None or hit[0] is not route:
+                if len(self._route_steps) >= MEMO_LIMIT:
+                    self._route_steps.clear()
+                hit = self._route_steps[id(route)] = (route, Step("route", self.route_text(route)))
+            return hit[1]
+        key = ("route", id(route), tuple(detail.items()))
+        hit = self._steps.get(key)
+        if hit is None or hit[0] is not route:
+            if len(self._steps) >= MEMO_LIMIT:
+                self._steps.clear()
+            step = Step("route", self.route_text(route), detail=FrozenDict(detail))
+            hit = self._steps[key] = (route, step)
+        return hit[1]
+
+    def memo_step(self, key: tuple, make) -> object:
+        """``make()`` memoised under ``key`` (a tuple starting with a name of its kind, naming
+        everything the value depends on): the steps a hop repeats in every trace through it,
+        made once. A value that depends on an object's identity holds that object, so that
+        its ``id`` in the key stays its own."""
+        memo = self._steps
+        hit = memo.get(key)
+        if hit is None:
+            if len(memo) >= MEMO_LIMIT:
+                memo.clear()
+            hit = memo[key] = make()
+        return hit
+
     def link(self, name: str, dev: str) -> Link | None:
         key = (name, dev)
         memo = self._links
@@ -91,10 +135,24 @@ class NetView:
         return link
 
     def sysctl(self, name: str, key: str) -> int:
-        return int(self.netns(name).sysctls.get(key, 0))
+        memo = self._sysctls
+        value = memo.get((name, key))
+        if value is None:
+            if len(memo) >= MEMO_LIMIT:
+                memo.clear()
+            value = memo[name, key] = int(self.netns(name).sysctls.get(key, 0))
+        return value
 
     def arp(self, name: str, dev: str, ip: IPv4Address) -> tuple[str, str, str] | None:
-        return self.network.l2_resolve(name, dev, ip)
+        key = (name, dev, int(ip))
+        hit = self._arp.get(key)
+        if hit is None:
+            hit = self.network.l2_resolve(name, dev, ip)
+            if hit is not None:  # an answer stays true: namespaces never change once built
+                if len(self._arp) >= MEMO_LIMIT:
+                    self._arp.clear()
+                self._arp[key] = hit
+        return hit
 
     def neigh(self, name: str, dev: str, ip: IPv4Address) -> Neighbor | None:
         return neigh_lookup(self.netns(name), dev, ip, index=self.network.neigh_index(name))
@@ -103,14 +161,28 @@ class NetView:
         return vxlan_remote(self.netns(name), dev, mac, index=self.network.fdb_index(name))
 
     def bridge_own(self, name: str, bridge: str, mac: str | None) -> bool:
-        return mac is not None and is_bridge_own(
-            self.netns(name), bridge, mac, index=self.network.fdb_index(name)
-        )
+        return mac is not None and self._bridge(name, bridge, mac)[0]
 
     def bridge_fdb(self, name: str, bridge: str, mac: str | None) -> FdbEntry | None:
         if mac is None:
             return None
-        return fdb_lookup(self.netns(name), bridge, mac, index=self.network.fdb_index(name))
+        return self._bridge(name, bridge, mac)[1]
+
+    def _bridge(self, name: str, bridge: str, mac: str) -> tuple[bool, FdbEntry | None]:
+        """Whether ``mac`` is ``bridge``'s own and its FDB entry, memoised: a frame crosses
+        the same bridge to the same MAC in every trace through it, and a bridge's FDB never
+        changes once its namespace is built."""
+        key = (name, bridge, mac)
+        hit = self._fdb.get(key)
+        if hit is None:
+            ns, index = self.netns(name), self.network.fdb_index(name)
+            if len(self._fdb) >= MEMO_LIMIT:
+                self._fdb.clear()
+            hit = self._fdb[key] = (
+                is_bridge_own(ns, bridge, mac, index=index),
+                fdb_lookup(ns, bridge, mac, index=index),
+            )
+        return hit
 
     def vxlan_socket(self, name: str, local: IPv4Address, port: int, vni: int) -> Link | None:
         """The VXLAN device whose kernel socket takes UDP ``port`` packets for ``vni``."""

@@ -1,0 +1,30 @@
+"""A Flight changes in place; a fork is a branch of its own (kube-proxy's random choice)."""
+
+from ipaddress import IPv4Address as A
+
+from podnet.model.trace import NfTrace, Packet, Step
+from podnet.trace.flight import Flight
+
+P = Packet(A("10.244.1.2"), A("10.96.0.10"), "tcp", 40000, 80)
+
+
+def test_fork_changes_apart_from_its_flight():
+    fl = Flight(P).enter("node-1", "pod:default/a", "eth0", "out", ("k",))
+    fl.step(Step("route", "default via 10.244.1.1 dev eth0"))
+    fl.ct["pod:default/a"] = "table"
+    other = fl.fork()
+    q = P.with_(dst=A("10.244.2.3"), dport=8080)
+    record = ("OUTPUT", (), P, q, None, "eth0", None, None, None, None)
+    other.advance_packet((Step("nat", "dst 10.96.0.10:80 -> 10.244.2.3:8080"),), record, 1, q, True)
+    other.enter("node-1", "node:node-1", "veth1", "in", ("k2",))
+    other.ct["node:node-1"] = "table 2"
+    # the flight is as it was
+    assert fl.packet is P and not fl.nat_seen and fl.seen == {("k",)}
+    assert list(fl.ct) == ["pod:default/a"]
+    (hop,) = fl.all_hops()
+    assert [s.type for s in hop.steps] == ["route"] and not hop.nftrace
+    # the fork went on
+    first, second = other.all_hops()
+    assert [s.type for s in first.steps] == ["route", "nat"] and second.packet is q
+    assert first.nftrace == (NfTrace("OUTPUT", (), P, q, None, "eth0"),)
+    assert other.seen == {("k",), ("k2",)} and other.nat_seen
