@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from fractions import Fraction
 from ipaddress import IPv4Address
 from typing import Any
@@ -275,14 +275,17 @@ def _reshaped(proto: Rule, text: str, addrs: tuple, comment, target) -> Rule:
     new_target = proto.target
     if target is not None:
         new_target = _target(text, target[0], target[1], False)
-    return replace(
-        proto,
-        text=text,
-        matches=matches,
-        comment=comment,
-        key=key,
-        target=new_target,
-        checks=tuple(m.test for m in matches) if matches is not proto.matches else proto.checks,
+    return Rule(
+        text,
+        matches,
+        new_target,
+        proto.probability,
+        comment,
+        proto.recent_set,
+        key,
+        proto.port_key,
+        proto.unconditional,
+        tuple(m.test for m in matches) if matches is not proto.matches else proto.checks,
     )
 
 
