@@ -11,16 +11,30 @@ REJECT end the hook; DNAT/SNAT/MASQUERADE end the nat table after changing the p
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from ipaddress import IPv4Address, IPv4Network
 
+from podnet.dataplane.nfwalk import Branch, Nat, candidates, chain_of, policy, walk
 from podnet.dataplane.rules import RuleError
-from podnet.dataplane.ruleset import CompiledChain, Ruleset
-from podnet.model.base import EMPTY, FrozenDict
-from podnet.model.trace import Packet, Step, new_packet
+from podnet.dataplane.ruleset import Ruleset
+from podnet.model.base import EMPTY
+from podnet.model.trace import Packet, Step, fast_constructor
+
+__all__ = [
+    "HOOK_TABLES",
+    "MEMO_LIMIT",
+    "HookContext",
+    "IpSet",
+    "IpSetLookup",
+    "Nat",
+    "Outcome",
+    "TraceEntry",
+    "trace_lines",
+    "traverse",
+    "traverse_memo",
+]
 
 # include/uapi/linux/netfilter_ipv4.h priorities: raw -300, mangle -150, nat(dst) -100, filter 0,
 # security 50 (not modelled), nat(src) 100.
@@ -119,20 +133,6 @@ class HookContext:
         return s.contains(flags, packet)
 
 
-@dataclass(frozen=True, slots=True)
-class Nat:
-    """An address translation: DNAT changes (dst, dport), SNAT/MASQUERADE (src, sport)."""
-
-    kind: str  # DNAT | SNAT | MASQUERADE
-    before: tuple[IPv4Address, int]
-    after: tuple[IPv4Address, int]
-
-    def text(self) -> str:
-        """``DNAT 172.30.0.41:80 -> 10.180.0.1:80``"""
-        b, a = self.before, self.after
-        return f"{self.kind} {b[0]}:{b[1]} -> {a[0]}:{a[1]}"
-
-
 TraceEntry = tuple[str, str, str, int]
 
 
@@ -158,6 +158,10 @@ class Outcome:
     untracked: bool = False
 
 
+_new_outcome = fast_constructor(Outcome)
+"""``Outcome(...)`` with all ten fields given in order, faster (one per way out of a walk)."""
+
+
 def trace_lines(outcome: Outcome) -> tuple[str, ...]:
     """The ``TRACE: table:chain:type:rulenum`` prefixes iptables-legacy logs (libxt_TRACE.man).
 
@@ -169,91 +173,6 @@ def trace_lines(outcome: Outcome) -> tuple[str, ...]:
     return tuple(f"TRACE: {t}:{c}:{k}:{n}" for t, c, k, n in outcome.trace)
 
 
-class _Branch:
-    """The walk's mutable state for one branch; copied when a statistic match forks."""
-
-    __slots__ = (
-        "prob",
-        "src",
-        "dst",
-        "proto",
-        "_sport",
-        "_dport",
-        "reads",
-        "mark",
-        "ctstate",
-        "ctstatus",
-        "untracked",
-        "steps",
-        "trace",
-        "nat",
-        "recent",
-        "verdict",
-        "reject_with",
-        "ti",
-        "chain",
-        "pos",
-        "cands",
-        "stack",
-        "base",
-        "root",
-    )
-
-    # The ports are read through properties that note the read in ``reads`` (shared by every
-    # branch of one walk; bit 1: sport, bit 2: dport): a walk that never read a port gives the
-    # same outcomes for any value of it, which lets :func:`traverse_memo` reuse them exactly.
-    @property
-    def sport(self) -> int:
-        self.reads[0] |= 1
-        return self._sport
-
-    @sport.setter
-    def sport(self, value: int) -> None:
-        self._sport = value
-
-    @property
-    def dport(self) -> int:
-        self.reads[0] |= 2
-        return self._dport
-
-    @dport.setter
-    def dport(self, value: int) -> None:
-        self._dport = value
-
-    def fork(self) -> _Branch:
-        b = _Branch.__new__(_Branch)
-        b.prob, b.src, b.dst, b.proto = self.prob, self.src, self.dst, self.proto
-        b._sport, b._dport, b.reads = self._sport, self._dport, self.reads
-        b.mark, b.ctstate = self.mark, self.ctstate
-        b.ctstatus, b.untracked, b.nat, b.verdict = self.ctstatus, self.untracked, self.nat, None
-        b.reject_with, b.ti, b.chain, b.pos = self.reject_with, self.ti, self.chain, self.pos
-        b.cands, b.base, b.root = self.cands, self.base, self.root
-        b.steps = self.steps.copy()
-        b.trace = self.trace.copy()
-        b.recent = self.recent.copy()
-        b.stack = self.stack.copy()
-        return b
-
-    def peek(self) -> Packet:
-        """The packet as the walk has it now, for a match that notes its own reads."""
-        return self.result()
-
-    def packet(self) -> Packet:
-        """The packet as the walk has it now (a match may look at every field)."""
-        self.reads[0] |= 3
-        return self.result()
-
-    def result(self) -> Packet:
-        """The packet leaving the hook (not a read of the ports by a rule)."""
-        base = self.base
-        # the addresses as they came in where unchanged: no new IPv4Address to make
-        src = base.src if self.src == int(base.src) else IPv4Address(self.src)
-        dst = base.dst if self.dst == int(base.dst) else IPv4Address(self.dst)
-        return new_packet(
-            src, dst, self.proto, self._sport, self._dport, base.ttl, self.mark, base.encap
-        )
-
-
 def traverse(
     ruleset: Ruleset,
     hook: str,
@@ -263,6 +182,7 @@ def traverse(
     tables: Sequence[str] | None = None,
     record_returns: bool = False,
     reads: list[int] | None = None,
+    found: dict | None = None,
 ) -> tuple[Outcome, ...]:
     """Every outcome of ``packet`` passing netfilter hook ``hook`` (PREROUTING, INPUT, FORWARD,
     OUTPUT or POSTROUTING), in a stable order, with probabilities summing to exactly 1.
@@ -270,16 +190,22 @@ def traverse(
     ``tables`` restricts the walk to those tables (hook order is kept); the nat table is walked
     only when ``ctx.ct_new`` (later packets are translated by conntrack). ``record_returns``
     adds a step for each implicit return from a user chain. ``reads``, when given, gets bit 1
-    set if a rule looked at the source port and bit 2 the destination port.
+    set if a rule looked at the source port and bit 2 the destination port. ``found``, when
+    given, keeps the chains walks looked up in ``ruleset`` by ``(table, name)`` (None for
+    none): a caller that walks the same ruleset again and again passes the same dict. A
+    ruleset never changes once made (a lazy one compiles a chain once and keeps it), so what a
+    lookup found stays true, and a plain dict answers without the ruleset's Python-level calls.
     """
     order = HOOK_TABLES.get(hook)
     if order is None:
         raise ValueError(f"unknown hook {hook!r} (expected one of {', '.join(HOOK_TABLES)})")
     if tables is not None:
         order = tuple(t for t in order if t in tables)
-    root = _Branch.__new__(_Branch)
+    if found is None:
+        found = {}
+    root = Branch.__new__(Branch)
     root.prob = (1, 1)  # numerator, denominator: Fraction arithmetic is too slow per fork
-    root.src, root.dst = int(packet.src), int(packet.dst)
+    root.src, root.dst = packet.src._ip, packet.dst._ip  # (int() is a Python-level call)
     root.proto, root._sport, root._dport, root.mark = (
         packet.proto,
         packet.sport,
@@ -294,31 +220,34 @@ def traverse(
     root.root = None
     pending = [root]
     outcomes: list[Outcome] = []
+    ntables = len(order)
     while pending:
         br = pending.pop()
-        while br.verdict is None and br.ti < len(order):
+        while br.verdict is None and br.ti < ntables:
             if br.chain is None:
                 tname = order[br.ti]
-                cc = ruleset.chain(tname, hook)
+                cc = chain_of(ruleset, found, tname, hook)
                 if cc is None or (tname == "nat" and (not ctx.ct_new or br.untracked)):
                     br.ti += 1
                     continue
                 if not cc.rules:  # an empty built-in chain: only its policy
                     br.trace.append((tname, hook, "policy", 1))
                     if cc.policy != "ACCEPT":
-                        br.verdict = _policy(br, cc, 0, record=False)
+                        br.verdict = policy(br, cc, 0, record=False)
                     br.ti += 1
                     continue
-                br.chain, br.pos, br.cands, br.stack = cc, 0, _candidates(cc, br), []
+                br.chain, br.pos, br.stack = cc, 0, []
+                br.cands = None if cc.index is None else candidates(cc, br)
                 br.root = cc
-            decision = _walk(ruleset, br, ctx, pending, record_returns)
-            if decision in ("DROP", "REJECT"):
+            decision = walk(ruleset, found, br, ctx, pending, record_returns)
+            if decision == "DROP" or decision == "REJECT":
                 br.verdict = decision
             br.chain = None
             br.ti += 1
+        prob = br.prob
         outcomes.append(
-            Outcome(
-                Fraction(*br.prob),
+            _new_outcome(
+                _ONE if prob == (1, 1) else Fraction(*prob),
                 br.verdict or "ACCEPT",
                 br.result(),
                 br.nat,
@@ -406,234 +335,3 @@ def _carry_ports(hit: tuple, sport: int, dport: int) -> tuple[Outcome, ...]:
         for o in outcomes
         for q in (o.packet,)
     )
-
-
-def _walk(
-    ruleset: Ruleset, br: _Branch, ctx: HookContext, pending: list[_Branch], record_returns: bool
-) -> str:
-    """Run one table of the hook for ``br`` until it decides; forks go onto ``pending``."""
-    chain: CompiledChain = br.chain
-    pos, cands, stack = br.pos, br.cands, br.stack
-    table = chain.table
-    while True:
-        rules = chain.rules
-        n = len(rules)
-        if cands is not None:
-            j = bisect_left(cands, pos)
-            pos = cands[j] if j < len(cands) else n
-        if pos >= n:
-            if chain is br.root:
-                return _policy(br, chain, n)
-            br.trace.append((table, chain.name, "return", n + 1))
-            if record_returns:
-                br.steps.append(
-                    Step("netfilter", f"{table} {chain.name} return", table, chain.name)
-                )
-            if not stack:  # the end of a chain entered by goto from the built-in chain
-                return _policy(br, br.root, len(br.root.rules))
-            chain, pos, cands = stack.pop()
-            continue
-        rule = rules[pos]
-        for check in rule.checks:
-            if not check(br, ctx):
-                break
-        else:
-            p = rule.probability
-            if p is not None and p != 1:
-                if p == 0:
-                    pos += 1
-                    continue
-                pn, pd = p.numerator, p.denominator
-                bn, bd = br.prob
-                other = br.fork()
-                other.prob = (bn * (pd - pn), bd * pd)
-                other.chain, other.pos, other.cands = chain, pos + 1, cands
-                pending.append(other)
-                br.prob = (bn * pn, bd * pd)
-            # The rule matched: the kernel traces it (ip_tables.c trace_packet), then acts.
-            t = rule.target
-            kind = t.kind if t is not None else None
-            br.trace.append((table, chain.name, chain.labels[pos], pos + 1))
-            for name, fld, mask in rule.recent_set:
-                ip = br.src if fld == "src" else br.dst
-                br.recent.append((name, IPv4Address(ip & mask)))
-            if kind is None or kind in ("LOG", "TRACE"):
-                br.steps.append(_static_step(chain, pos))
-                pos += 1
-                continue
-            if kind == "JUMP" or kind == "GOTO":
-                br.steps.append(_static_step(chain, pos))
-                if kind == "JUMP":
-                    stack.append((chain, pos + 1, cands))
-                chain = br.chain = _target_chain(ruleset, chain, t.chain)
-                pos, cands = 0, _candidates(chain, br)
-                continue
-            if kind == "MARK":
-                old = br.mark
-                br.mark = t.apply_mark(old)
-                br.steps.append(
-                    _step(
-                        chain,
-                        pos,
-                        f"{t.text} (mark {old:#x} -> {br.mark:#x})",
-                        mark=f"{br.mark:#x}",
-                    )
-                )
-                pos += 1
-                continue
-            if kind == "NOTRACK":
-                br.untracked, br.ctstate = True, "UNTRACKED"
-                br.steps.append(_static_step(chain, pos))
-                pos += 1
-                continue
-            if kind == "RETURN":
-                br.steps.append(_static_step(chain, pos))
-                if stack:
-                    chain, pos, cands = stack.pop()
-                    continue
-                return _policy(br, br.root, len(br.root.rules))
-            if kind in ("DNAT", "SNAT", "MASQUERADE"):
-                return _nat(br, ctx, chain, pos)
-            br.steps.append(_static_step(chain, pos))
-            if kind == "REJECT":
-                br.reject_with = t.reject_with
-            return kind  # ACCEPT | DROP | REJECT
-        pos += 1
-
-
-class _Peek:
-    """The fields an index looks at, without noting a read of the destination port."""
-
-    __slots__ = ("src", "dst", "proto", "dport")
-
-    def __init__(self, br: _Branch):
-        self.src, self.dst, self.proto, self.dport = br.src, br.dst, br.proto, br._dport
-
-
-_PORT_KEYS = "port keys"  # a key of CompiledChain._steps (whose own keys are rule positions)
-
-
-def _candidates(chain: CompiledChain, br: _Branch) -> tuple[int, ...] | None:
-    """``chain.candidates(br)``, noting a read of the destination port only when the index
-    could give another answer for another port: some key of it has the packet's destination
-    and protocol, or its protocol alone (the replies' ports are the clients' source ports)."""
-    if chain.index is None:
-        return None
-    memo = chain._steps
-    keys = memo.get(_PORT_KEYS)
-    if keys is None:  # once per chain: the (dst, proto) and proto parts of its port keys
-        keys = memo[_PORT_KEYS] = (
-            frozenset((k[0], k[1]) for k in chain.index),
-            frozenset(k[0] for k in chain.port_index),
-        )
-    if br.proto in keys[1] or (br.dst, br.proto) in keys[0]:
-        return chain.candidates(br)
-    return chain.candidates(_Peek(br))
-
-
-def _target_chain(ruleset: Ruleset, chain: CompiledChain, name: str) -> CompiledChain:
-    target = ruleset.chains.get((chain.table, name))
-    if target is None:  # Ruleset.from_tables refuses this; a hand-built Ruleset might not
-        raise RuleError(f"jump to chain {name!r} that does not exist in table {chain.table}")
-    return target
-
-
-def _policy(br: _Branch, chain: CompiledChain, n: int, record: bool = True) -> str:
-    """Apply a built-in chain's policy. Its step is shown when rules were walked or it is not
-    ACCEPT: an empty chain accepting everything explains nothing."""
-    policy = chain.policy or "ACCEPT"
-    if record:
-        br.trace.append((chain.table, chain.name, "policy", n + 1))
-    if n or policy != "ACCEPT":
-        br.steps.append(
-            Step(
-                "netfilter",
-                f"{chain.table} {chain.name} policy {policy}",
-                chain.table,
-                chain.name,
-                None,
-                None,
-                FrozenDict(target=policy),
-            )
-        )
-    if policy not in ("ACCEPT", "DROP"):  # iptables allows only these two as policies
-        policy = "DROP"
-    return policy
-
-
-def _step(chain: CompiledChain, pos: int, action: str, **detail: str) -> Step:
-    rule = chain.rules[pos]
-    extra = {"target": rule.target.text if rule.target else ""}
-    if rule.comment is not None:
-        extra["comment"] = rule.comment
-    if rule.probability is not None:
-        extra["probability"] = str(rule.probability)
-    extra.update(detail)
-    text = f"{chain.table} {chain.name} rule {pos + 1} {action}"
-    if rule.probability is not None:
-        text += f" (p={rule.probability})"
-    kind = "nat" if rule.target and rule.target.kind in ("DNAT", "SNAT", "MASQUERADE") else None
-    return Step(
-        kind or "netfilter",
-        text,
-        chain.table,
-        chain.name,
-        chain.rule_text(pos),
-        pos + 1,
-        FrozenDict(extra),
-    )
-
-
-def _static_step(chain: CompiledChain, pos: int) -> Step:
-    """Steps of targets whose text does not depend on the packet, memoised per chain."""
-    memo = chain._steps
-    step = memo.get(pos)
-    if step is None:
-        t = chain.rules[pos].target
-        if t is None:
-            action = "(no target: continue)"
-        elif t.kind == "JUMP":
-            action = f"-> {t.chain}"
-        elif t.kind == "GOTO":
-            action = f"goto {t.chain}"
-        else:
-            action = t.text
-        step = memo[pos] = _step(chain, pos, action)
-    return step
-
-
-def _nat(br: _Branch, ctx: HookContext, chain: CompiledChain, pos: int) -> str:
-    t = chain.rules[pos].target
-    if t.kind == "DNAT":
-        before = (IPv4Address(br.dst), br.dport)
-        br.dst = t.to_int
-        if t.to_port is not None:
-            br.dport = t.to_port
-        after = (t.to_addr, br.dport)
-        br.ctstatus = br.ctstatus | {"DNAT"}
-    else:
-        before = (IPv4Address(br.src), br.sport)
-        addr = t.to_addr if t.kind == "SNAT" else ctx.masq_addr
-        if addr is None:
-            # MASQUERADE with no address on the output device: the kernel drops the packet
-            # (net/netfilter/nf_nat_masquerade.c returns NF_DROP).
-            br.steps.append(
-                _step(chain, pos, "MASQUERADE: no address on the output device, dropped")
-            )
-            return "DROP"
-        br.src = int(addr)
-        if t.to_port is not None:
-            br.sport = t.to_port
-        after = (addr, br.sport)
-        br.ctstatus = br.ctstatus | {"SNAT"}
-    br.nat = Nat(t.kind, before, after)
-    b = f"{_ipstr(before[0])}:{before[1]}"
-    a = f"{_ipstr(after[0])}:{after[1]}"
-    br.steps.append(_step(chain, pos, f"{t.kind} {b} -> {a}", before=b, after=a))
-    return "ACCEPT"
-
-
-def _ipstr(ip: IPv4Address | int) -> str:
-    """Dotted quad, faster than ``str(IPv4Address)`` on the hot path."""
-    i = int(ip)
-    return f"{i >> 24}.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"

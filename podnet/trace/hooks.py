@@ -345,25 +345,26 @@ class Hooks:
             recent if recent is not None else EMPTY,
         )
         reads = [0]
-        outcomes = nf.traverse(v.ruleset(netns), hook, ctx, h, reads=reads)
+        outcomes = nf.traverse(v.ruleset(netns), hook, ctx, h, reads=reads, found=v.found(netns))
         read = reads[0]
         single = len(outcomes) == 1
         results = []
         for oc in outcomes:
             # one outcome has probability 1: no Fraction product per use
             prob = None if single else oc.probability
-            if oc.verdict in ("DROP", "REJECT"):
-                verdict = _VERDICTS[oc.verdict]
-                results.append(
-                    (prob, verdict, oc.steps, oc.packet != h, oc.packet, False, (), oc, {})
-                )
+            q = oc.packet
+            changed = q is not h and q != h  # (a walk that changed nothing gives h itself)
+            verdict = _VERDICTS.get(oc.verdict)
+            if verdict is not None:  # DROP or REJECT
+                results.append((prob, verdict, oc.steps, changed, q, False, (), oc, {}))
                 continue
             steps = oc.steps
-            if any((s.chain or "").startswith(POD_FW_PREFIX) for s in steps):
-                # the words name policies and rules, never the ports: reusable for any ports
-                steps += policy_steps(v, oc)
-            q = oc.packet
-            changed = q != h
+            for s in steps:
+                c = s.chain
+                if c is not None and c.startswith(POD_FW_PREFIX):
+                    # the words name policies and rules, never the ports: reusable for any ports
+                    steps += policy_steps(v, oc)
+                    break
             nat_seen = False
             if changed and (q.src, q.sport, q.dst, q.dport) != (h.src, h.sport, h.dst, h.dport):
                 # a NAT read the ports it rewrote (and nat_text names only those)

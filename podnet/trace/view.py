@@ -27,6 +27,7 @@ class NetView:
     def __init__(self, network):
         self.network = network
         self._rulesets: dict[str, Ruleset] = {}
+        self._found: dict[str, dict] = {}  # chains walks found per ruleset (netfilter.traverse)
         self._local: dict[str, frozenset[IPv4Address]] = {}
         self._contexts: dict[tuple, HookContext] = {}
         # Lookups a trace repeats at every hop, memoised: namespaces, their links and route
@@ -50,6 +51,7 @@ class NetView:
         """A view of ``network`` (this one's plus namespaces) that shares this view's memos."""
         other = NetView(network)
         other._rulesets = self._rulesets
+        other._found = self._found
         other._local = self._local
         return other
 
@@ -216,6 +218,14 @@ class NetView:
                 ) from None
             self._rulesets[name] = rs
         return rs
+
+    def found(self, name: str) -> dict:
+        """The dict in which hook walks of ``name`` keep the chains they looked up
+        (``found`` of podnet.dataplane.netfilter.traverse): one per ruleset."""
+        found = self._found.get(name)
+        if found is None:
+            found = self._found[name] = {}
+        return found
 
     def hook_context(
         self,
