@@ -57,6 +57,7 @@ class CompiledChain:
     dst_index: Mapping[int, tuple[int, ...]] = EMPTY
     src_index: Mapping[int, tuple[int, ...]] = EMPTY
     _steps: dict[int, Step] = field(default_factory=dict, repr=False)
+    _merged: dict[tuple, tuple[int, ...]] = field(default_factory=dict, repr=False)
 
     def candidates(self, st: Any) -> tuple[int, ...] | None:
         """Rule positions (0-based, ascending) that may match the packet, or None: all of them."""
@@ -68,7 +69,17 @@ class CompiledChain:
         d = self.src_index.get(st.src) if self.src_index else None
         if a is None and b is None and c is None and d is None:
             return self.always
-        return tuple(sorted((a or ()) + (b or ()) + (c or ()) + (d or ()) + self.always))
+        # the same few combinations of index entries recur for every packet: merge each once
+        key = (id(a), id(b), id(c), id(d))  # the entries live as long as the chain
+        memo = self._merged
+        hit = memo.get(key)
+        if hit is None:
+            if len(memo) >= 4096:
+                memo.clear()
+            hit = memo[key] = tuple(
+                sorted((a or ()) + (b or ()) + (c or ()) + (d or ()) + self.always)
+            )
+        return hit
 
     def rule_text(self, pos: int) -> str:
         """The rule at 0-based ``pos`` as iptables-save prints it, with ``-A CHAIN``."""
