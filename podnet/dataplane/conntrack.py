@@ -144,12 +144,18 @@ def confirm(
         f.mark if mark is None else mark,
         TIMEOUT_NEW.get(orig.proto, 30),
     )
+    entries = table.entries
+    rkey = _key(reply)
+    if not entries:  # a namespace's first connection: a new index of its two tuples
+        index = {okey: (0, "original")}
+        index.setdefault(rkey, (0, "reply"))
+        return _indexed((entry,), index)
     # the index grows by this entry's two tuples: no need to index every entry again
     index = dict(table._index)
-    n = len(table.entries)
+    n = len(entries)
     index.setdefault(okey, (n, "original"))
-    index.setdefault(_key(reply), (n, "reply"))
-    return _indexed(table.entries + (entry,), index)
+    index.setdefault(rkey, (n, "reply"))
+    return _indexed(entries + (entry,), index)
 
 
 # every traced connection makes a few tuples and entries: without the frozen __init__

@@ -20,8 +20,10 @@ Every function returns the list of ways (``End``) its branch can end.
 
 from __future__ import annotations
 
+import hashlib
+
 from podnet.dataplane.names import LOOPBACK_MAC
-from podnet.model.base import EMPTY
+from podnet.model.base import EMPTY, FrozenDict
 from podnet.model.trace import Encap, Packet, Step, ip_text, new_packet, new_step
 from podnet.trace.flight import End, Flight
 from podnet.trace.hooks import Hooks
@@ -47,8 +49,6 @@ def vxlan_source_port(inner: Packet, low: int = 32768, high: int = 60999) -> int
     >>> 32768 <= vxlan_source_port(Packet(A("10.0.0.1"), A("10.0.0.2"), "tcp", 1, 2)) <= 60999
     True
     """
-    import hashlib
-
     key = f"{ip_text(inner.src)}|{ip_text(inner.dst)}|{inner.proto}|{inner.sport}|{inner.dport}".encode()
     h = int.from_bytes(hashlib.sha256(key).digest()[:4], "big")
     return low + h % (high - low + 1)
@@ -355,9 +355,10 @@ class Engine:
                 lambda: Step("fdb", f"{neigh.mac} dev {link.name} dst {remote} self permanent"),
             )
         )
-        encap = Encap(
-            src=vx.local, dst=remote, sport=vxlan_source_port(fl.packet), dport=vx.port, vni=vx.vni
-        )
+        p = fl.packet  # (the port depends on the inner flow only: hashed once per flow)
+        key = ("vxsport", p.src._ip, p.dst._ip, p.proto, p.sport, p.dport)
+        sport = v.memo_step(key, lambda: vxlan_source_port(p))
+        encap = Encap(src=vx.local, dst=remote, sport=sport, dport=vx.port, vni=vx.vni)
         fl = fl.step(
             Step(
                 "encap",
@@ -577,6 +578,4 @@ def _fdb_step(v: NetView, entry) -> Step:
 
 
 def _d(**kw):
-    from podnet.model.base import FrozenDict
-
     return FrozenDict(kw)

@@ -132,8 +132,20 @@ class Hooks:
                     )
                 )
             else:
-                text = f"reply of {_tuple(o)}: ctstate ESTABLISHED"
-                fl = fl.step(new_step("conntrack", text, None, None, None, None, EMPTY))
+                # the words name the original tuple only: made once per tuple
+                step = self.view.memo_step(
+                    ("ctreply", o.proto, o.src._ip, o.dst._ip, o.sport, o.dport),
+                    lambda: new_step(
+                        "conntrack",
+                        f"reply of {_tuple(o)}: ctstate ESTABLISHED",
+                        None,
+                        None,
+                        None,
+                        None,
+                        EMPTY,
+                    ),
+                )
+                fl = fl.step(step)
             return fl, CtState(False, direction, entry, h, "ESTABLISHED")
         # A later packet of a known connection (e.g. back in over lo): the NAT binding is
         # reused, the nat table is not consulted again; it stays NEW until a reply was seen.
@@ -155,7 +167,10 @@ class Hooks:
         p = fl.packet
         h = p if p.encap is None else self.header(p)
         if ct.new:
-            table = fl.ct.get(netns) or EMPTY_CT
+            # (``or`` would ask an existing table's Python-level __len__)
+            table = fl.ct.get(netns)
+            if table is None:
+                table = EMPTY_CT
             fl.ct[netns] = ctmod.confirm(table, ct.orig, h)
             return fl
         if ct.direction == "reply":
