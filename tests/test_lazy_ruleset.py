@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import given, settings
-from test_scale_index import _key, _network, case
+from test_scale_index import _key, _network, case, hook_context
 
 import podnet
 from podnet.control.iptables import NodeTables, node_rules, node_tables
 from podnet.dataplane import ruleset as rsmod
 from podnet.dataplane.lazy_ruleset import lazy_ruleset
-from podnet.dataplane.netfilter import HookContext, traverse
+from podnet.dataplane.netfilter import traverse
 from podnet.dataplane.rulevalues import RuleError
 from podnet.model.dataplane import BUILTIN_CHAINS, Chain, Table
 from podnet.trace.view import view_of
@@ -158,15 +158,7 @@ def test_lazy_walks_equal_linear_walks(c):
     name = f"node:{node}"
     lazy = view.ruleset(name)
     linear = rsmod.Ruleset.from_tables(tuple(net.get(name).tables), index_threshold=None)
-    ctx = HookContext(
-        in_iface=None if hook in ("OUTPUT",) else "eth0",
-        out_iface=None if hook in ("PREROUTING", "INPUT") else "cni0",
-        ctstate="NEW" if new else "ESTABLISHED",
-        ct_new=new,
-        local_addrs=view.local_addrs(name),
-        masq_addr=view.primary_addr(name, "eth0"),
-        ipsets=view.ipsets(name),
-    )
+    ctx = hook_context(view, name, hook, new)
     a = traverse(lazy, hook, ctx, packet, record_returns=True)
     b = traverse(linear, hook, ctx, packet, record_returns=True)
     assert _key(a) == _key(b)

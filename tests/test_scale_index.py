@@ -81,6 +81,19 @@ def case(draw, networks=None):
     return net, node, Packet(src, dst, proto, 40000, dport, mark=mark), hook, new
 
 
+def hook_context(view, name: str, hook: str, new: bool) -> HookContext:
+    """The context of a walk through ``hook`` of namespace ``name`` (eth0 in, cni0 out)."""
+    return HookContext(
+        in_iface=None if hook in ("OUTPUT",) else "eth0",
+        out_iface=None if hook in ("PREROUTING", "INPUT") else "cni0",
+        ctstate="NEW" if new else "ESTABLISHED",
+        ct_new=new,
+        local_addrs=view.local_addrs(name),
+        masq_addr=view.primary_addr(name, "eth0"),
+        ipsets=view.ipsets(name),
+    )
+
+
 @settings(max_examples=150, deadline=None)
 @given(case())
 def test_kube_proxy_rules_indexed_walk_equals_linear_walk(c):
@@ -90,15 +103,7 @@ def test_kube_proxy_rules_indexed_walk_equals_linear_walk(c):
     tables = net.get(name).tables
     indexed = Ruleset.from_tables(tables, index_threshold=0)
     linear = Ruleset.from_tables(tables, index_threshold=None)
-    ctx = HookContext(
-        in_iface=None if hook in ("OUTPUT",) else "eth0",
-        out_iface=None if hook in ("PREROUTING", "INPUT") else "cni0",
-        ctstate="NEW" if new else "ESTABLISHED",
-        ct_new=new,
-        local_addrs=view.local_addrs(name),
-        masq_addr=view.primary_addr(name, "eth0"),
-        ipsets=view.ipsets(name),
-    )
+    ctx = hook_context(view, name, hook, new)
     a = traverse(indexed, hook, ctx, packet, record_returns=True)
     b = traverse(linear, hook, ctx, packet, record_returns=True)
     assert _key(a) == _key(b)

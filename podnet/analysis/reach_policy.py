@@ -45,6 +45,7 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from ipaddress import IPv4Network
 
+from podnet.control.policy import container_port
 from podnet.control.policy_select import Selection, actionable, policy_key
 from podnet.model.cluster import Pod
 from podnet.model.dataplane import IpSet
@@ -95,17 +96,6 @@ class Model:
 def _kind(pol: NetworkPolicySpec) -> str:
     ing, eg = "Ingress" in pol.policy_types, "Egress" in pol.policy_types
     return "both" if ing and eg else "egress" if eg else "ingress"
-
-
-def _named(pod: Pod, name: str, protocol: str) -> int | None:
-    """kube-router ``grabNamedPortFromPod``: regular containers only (as podnet.control.policy)."""
-    for c in pod.containers:
-        if c.init:
-            continue
-        for p in c.ports:
-            if p.name == name and p.protocol == protocol:
-                return p.container_port
-    return None
 
 
 def _block_members(blocks) -> tuple[tuple[IPv4Network, bool], ...]:
@@ -184,7 +174,7 @@ def _ports(rule: PolicyRule, b: _Builder, base_key: tuple, named_from) -> tuple[
         else:
             by_num: dict[int, list[Pod]] = {}
             for pod in named_from():
-                num = _named(pod, p.port, p.protocol)
+                num = container_port(pod, p.port, p.protocol)
                 if num is not None:
                     by_num.setdefault(num, []).append(pod)
             for n in sorted(by_num):

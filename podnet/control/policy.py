@@ -209,7 +209,7 @@ class _PolicyWriter:
             else:
                 by_num: dict[int, list[Pod]] = {}
                 for pod in named_from:
-                    num = _container_port(pod, p.port, p.protocol)
+                    num = container_port(pod, p.port, p.protocol)
                     if num is not None:
                         by_num.setdefault(num, []).append(pod)
                 named += [(p.protocol, n, by_num[n]) for n in sorted(by_num)]
@@ -349,8 +349,9 @@ class _PolicyWriter:
                     self.append(o, c_blk, src_set, dst, None, None, None)
 
 
-def _container_port(pod: Pod, name: str, protocol: str) -> int | None:
-    """``grabNamedPortFromPod``: the containers' (not init containers') port of that name."""
+def container_port(pod: Pod, name: str, protocol: str) -> int | None:
+    """kube-router ``grabNamedPortFromPod``: the containers' (not init containers') port of that
+    name and protocol (also what podnet.analysis.reach_policy resolves named ports with)."""
     for c in pod.containers:
         if c.init:
             continue

@@ -20,7 +20,7 @@ from podnet.dataplane.nfwalk import Branch, Nat, candidates, chain_of, policy, w
 from podnet.dataplane.rules import RuleError
 from podnet.dataplane.ruleset import Ruleset
 from podnet.model.base import EMPTY
-from podnet.model.trace import Packet, Step, fast_constructor
+from podnet.model.trace import Packet, Step, fast_constructor, new_packet
 
 __all__ = [
     "HOOK_TABLES",
@@ -304,6 +304,22 @@ def traverse_memo(
     return outcomes
 
 
+def carry_ports(q: Packet, read: int, sport: int, dport: int) -> Packet:
+    """A remembered walk's packet for a packet whose ports differ where the walk did not read
+    them (``read``: bit 1 sport, bit 2 dport): an unread port was not written either, it leaves
+    the hook as it came in."""
+    return new_packet(
+        q.src,
+        q.dst,
+        q.proto,
+        q.sport if read & 1 else sport,
+        q.dport if read & 2 else dport,
+        q.ttl,
+        q.mark,
+        q.encap,
+    )
+
+
 def _carry_ports(hit: tuple, sport: int, dport: int) -> tuple[Outcome, ...]:
     """Memoised outcomes for a packet whose ports may differ from the walk's where unread."""
     outcomes, read, was_sport, was_dport = hit
@@ -314,16 +330,7 @@ def _carry_ports(hit: tuple, sport: int, dport: int) -> tuple[Outcome, ...]:
         Outcome(
             o.probability,
             o.verdict,
-            Packet(
-                q.src,
-                q.dst,
-                q.proto,
-                q.sport if read & 1 else sport,
-                q.dport if read & 2 else dport,
-                q.ttl,
-                q.mark,
-                q.encap,
-            ),
+            carry_ports(q, read, sport, dport),
             o.nat,
             o.recent_set,
             o.steps,

@@ -288,7 +288,7 @@ class Hooks:
         ):
             prob = prob0 if prob is None else prob0 * prob
             if changed and not same_ports:
-                q = _carry(q, read, h.sport, h.dport)
+                q = nf.carry_ports(q, read, h.sport, h.dport)
             # unchanged headers put back give the packet itself (header() took them from it)
             after = with_header(p, q) if changed else p
             # the TRACE record's fields: an NfTrace is made only if someone reads it
@@ -311,7 +311,7 @@ class Hooks:
                 how = endings.get(h.dport)
                 if how is None:
                     if not same_ports:
-                        oc = replace(oc, packet=_carry(oc.packet, read, h.sport, h.dport))
+                        oc = replace(oc, packet=nf.carry_ports(oc.packet, read, h.sport, h.dport))
                     end = policy_end(self.view, fl1, oc, netns)  # NetworkPolicy: DENIED_*
                     if end is None:
                         end = _ending(fl1, verdict, oc, netns, hook)
@@ -455,18 +455,3 @@ def _remember(memo: dict, key: tuple, walk: tuple, read: int, sport: int, dport:
     if len(known) >= MEMO_LIMIT:
         known.clear()
     known[(sport if read & 1 else None, dport if read & 2 else None)] = walk
-
-
-def _carry(q: Packet, read: int, sport: int, dport: int) -> Packet:
-    """A remembered walk's packet for a packet whose ports differ where the walk did not read
-    them: an unread port was not written either, it leaves the hook as it came in."""
-    return new_packet(
-        q.src,
-        q.dst,
-        q.proto,
-        q.sport if read & 1 else sport,
-        q.dport if read & 2 else dport,
-        q.ttl,
-        q.mark,
-        q.encap,
-    )
