@@ -189,21 +189,13 @@ class NodeRules:
             builtins = tuple(self.builtin[(t, c)] for c in BUILTIN_CHAINS[t])
             kube = self.kube_sorted.get(t, ())
             head = list(self.own_order.get(t, ()))
-            if t == "filter" and self.agent is not None:
-                tail = list(self.agent.user_chains())
-            else:
-                tail = []
-            user = head[: self._kube_at(t)] + list(kube) + head[self._kube_at(t) :] + tail
-            span = None
-            if kube:
-                lo = self._kube_at(t)
-                span = (lo, lo + len(kube))
+            tail = list(self.agent.user_chains()) if t == "filter" and self.agent else []
+            # kube-proxy's chains come after kubelet's (kubelet starts first)
+            lo = _KUBELET_CHAINS.get(t, 0)
+            user = head[:lo] + list(kube) + head[lo:] + tail
+            span = (lo, lo + len(kube)) if kube else None
             out.append(Table(t, builtins + _by_name(user, span)))
         return tuple(out)
-
-    def _kube_at(self, table: str) -> int:
-        # kube-proxy's chains come after kubelet's (kubelet starts first)
-        return _KUBELET_CHAINS.get(table, 0)
 
 
 _KUBELET_CHAINS = {"mangle": 2, "nat": 1, "filter": 1}

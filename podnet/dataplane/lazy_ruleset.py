@@ -17,22 +17,21 @@ can only come from rules that podnet itself writes (node rules are not read from
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Protocol
 
 from podnet.dataplane.rules import Rule, compile_rule
 from podnet.dataplane.ruleset import (
-    _TARGET_TABLES,
     DEFAULT_INDEX_THRESHOLD,
     CompiledChain,
     Ruleset,
     _compile_chain,
     _labels,
     _rule_problems,
+    target_problems,
 )
-from podnet.dataplane.rulevalues import RuleError
+from podnet.dataplane.rulevalues import RuleError, _dotted_net
 from podnet.errors import Problem
 from podnet.model.base import EMPTY
 from podnet.model.dataplane import BUILTIN_CHAINS, Chain
@@ -163,27 +162,12 @@ class LazyChains(Mapping):
     def _rule_problems(
         self, table: str, chain: str, num: int, r: Rule, shared: Mapping | None
     ) -> list[Problem]:
-        t = r.target
-        if t is None:
-            return []
-        where = f"{table} {chain} rule {num}"
-        out = []
-        if t.kind in _TARGET_TABLES and table not in _TARGET_TABLES[t.kind]:
-            allowed = " or ".join(_TARGET_TABLES[t.kind])
-            out.append(Problem(f"target {t.kind} is only valid in the {allowed} table", path=where))
-        if t.chain is None:
-            return out
-        if t.chain in BUILTIN_CHAINS.get(table, ()):
-            out.append(Problem(f"cannot jump to built-in chain {t.chain!r}", path=where))
-        elif shared is not None and (table, t.chain) in shared:
-            pass
-        elif self.source.chain(table, t.chain) is None:
-            out.append(
-                Problem(
-                    f"jump to chain {t.chain!r} that does not exist in table {table}", path=where
-                )
-            )
-        return out
+        def exists(name: str) -> bool:
+            if shared is not None and (table, name) in shared:
+                return True
+            return self.source.chain(table, name) is not None
+
+        return target_problems(table, chain, num, r, exists)
 
 
 # ------------------------------------------------------------------------ a node's own big chains
@@ -285,20 +269,11 @@ def _by_rule(table: str, chain: Chain, check) -> CompiledChain:
     )
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def _host(dotted: str) -> int | None:
-    """A dotted quad as an int, or None when a part is not 0..255 (then the rule is left to
-    its own compilation, which says what is wrong)."""
-    parts = dotted.split(".")
-    if any(len(x) > 1 and x[0] == "0" for x in parts):
-        return None
-    n = 0
-    for x in parts:
-        v = int(x)
-        if v > 255:
-            return None
-        n = n << 8 | v
-    return n
+    """A dotted quad as an int, parsed as the rule compiler parses it (None when it would not
+    take it: the rule is then left to its own compilation, which says what is wrong)."""
+    hit = _dotted_net(dotted)
+    return None if hit is None else hit[0]
 
 
 def lazy_ruleset(

@@ -24,16 +24,15 @@ from podnet.model.trace import Packet, Step, fast_constructor, new_packet
 
 __all__ = [
     "HOOK_TABLES",
-    "MEMO_LIMIT",
     "HookContext",
     "IpSet",
     "IpSetLookup",
     "Nat",
     "Outcome",
+    "carry_ports",
     "TraceEntry",
     "trace_lines",
     "traverse",
-    "traverse_memo",
 ]
 
 # include/uapi/linux/netfilter_ipv4.h priorities: raw -300, mangle -150, nat(dst) -100, filter 0,
@@ -262,48 +261,6 @@ def traverse(
     return tuple(outcomes)
 
 
-MEMO_LIMIT = 1 << 16
-"""Walks a :func:`traverse_memo` memo holds before it starts afresh (bounds its memory)."""
-
-
-def traverse_memo(
-    memo: dict, key: tuple, ruleset: Ruleset, hook: str, ctx: HookContext, packet: Packet
-) -> tuple[Outcome, ...]:
-    """:func:`traverse` through ``memo``, for callers that walk the same hooks again and again.
-
-    ``key`` must identify everything the walk depends on except the packet's ports: the
-    ruleset, ``hook``, every field of ``ctx`` and the packet's other fields. The walk is
-    deterministic and sees the ports only through reads it records, so a walk that read
-    neither port gives the same outcomes, with the packet's own ports carried through, for any
-    ports (a NAT that rewrites a port reads it first); one that read them is reused only for
-    the same values of the ports it read. Hence a hit is exactly what a new walk would give.
-    """
-    by_reads = memo.get(key)
-    if by_reads is None:
-        if len(memo) >= MEMO_LIMIT:
-            memo.clear()
-        by_reads = memo[key] = {}
-    else:
-        sport, dport = packet.sport, packet.dport
-        for read, known in by_reads.items():
-            hit = known.get((sport if read & 1 else None, dport if read & 2 else None))
-            if hit is not None:
-                return _carry_ports(hit, sport, dport)
-    reads = [0]
-    outcomes = traverse(ruleset, hook, ctx, packet, reads=reads)
-    read = reads[0]
-    known = by_reads.setdefault(read, {})
-    if len(known) >= MEMO_LIMIT:
-        known.clear()
-    known[(packet.sport if read & 1 else None, packet.dport if read & 2 else None)] = (
-        outcomes,
-        read,
-        packet.sport,
-        packet.dport,
-    )
-    return outcomes
-
-
 def carry_ports(q: Packet, read: int, sport: int, dport: int) -> Packet:
     """A remembered walk's packet for a packet whose ports differ where the walk did not read
     them (``read``: bit 1 sport, bit 2 dport): an unread port was not written either, it leaves
@@ -317,28 +274,4 @@ def carry_ports(q: Packet, read: int, sport: int, dport: int) -> Packet:
         q.ttl,
         q.mark,
         q.encap,
-    )
-
-
-def _carry_ports(hit: tuple, sport: int, dport: int) -> tuple[Outcome, ...]:
-    """Memoised outcomes for a packet whose ports may differ from the walk's where unread."""
-    outcomes, read, was_sport, was_dport = hit
-    if sport == was_sport and dport == was_dport:
-        return outcomes
-    # an unread port was not written either: it leaves the hook as it came in
-    return tuple(
-        Outcome(
-            o.probability,
-            o.verdict,
-            carry_ports(q, read, sport, dport),
-            o.nat,
-            o.recent_set,
-            o.steps,
-            o.reject_with,
-            o.trace,
-            o.ctstatus,
-            o.untracked,
-        )
-        for o in outcomes
-        for q in (o.packet,)
     )

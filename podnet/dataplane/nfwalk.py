@@ -69,7 +69,7 @@ class Branch:
 
     # The ports are read through properties that note the read in ``reads`` (shared by every
     # branch of one walk; bit 1: sport, bit 2: dport): a walk that never read a port gives the
-    # same outcomes for any value of it, which lets netfilter.traverse_memo reuse them exactly.
+    # same outcomes for any value of it, which lets the trace's memo of walks (podnet.trace.hooks) reuse them exactly.
     @property
     def sport(self) -> int:
         self.reads[0] |= 1

@@ -9,7 +9,7 @@ candidates for every packet, and candidates are visited in rule order with their
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -239,33 +239,50 @@ def _check_targets(
 ) -> list[Problem]:
     out = []
     builtins = BUILTIN_CHAINS.get(table, ())
+
+    def hint(missing: str) -> str | None:
+        return did_you_mean(missing, [n for n in names if n not in builtins])
+
     for name in names:
         cc = chains.get((table, name))
         if cc is None:
             continue
         for num, r in enumerate(cc.rules, 1):
-            t = r.target
-            where = f"{table} {name} rule {num}"
-            if t is None:
-                continue
-            if t.kind in _TARGET_TABLES and table not in _TARGET_TABLES[t.kind]:
-                allowed = " or ".join(_TARGET_TABLES[t.kind])
-                out.append(
-                    Problem(f"target {t.kind} is only valid in the {allowed} table", path=where)
-                )
-            if t.chain is None:
-                continue
-            if t.chain in builtins:
-                out.append(Problem(f"cannot jump to built-in chain {t.chain!r}", path=where))
-            elif (table, t.chain) not in chains:
-                hint = did_you_mean(t.chain, [n for n in names if n not in builtins])
-                out.append(
-                    Problem(
-                        f"jump to chain {t.chain!r} that does not exist in table {table}",
-                        path=where,
-                        hint=hint,
-                    )
-                )
+            out += target_problems(table, name, num, r, lambda c: (table, c) in chains, hint)
+    return out
+
+
+def target_problems(
+    table: str,
+    chain: str,
+    num: int,
+    rule: Rule,
+    exists: Callable[[str], bool],
+    hint: Callable[[str], str | None] | None = None,
+) -> list[Problem]:
+    """What iptables-restore refuses in rule ``num`` of ``chain`` for its target: a target of
+    another table, a jump to a built-in chain, a jump to a chain for which ``exists`` is false
+    (``hint`` names the closest ones)."""
+    t = rule.target
+    if t is None:
+        return []
+    where = f"{table} {chain} rule {num}"
+    out = []
+    if t.kind in _TARGET_TABLES and table not in _TARGET_TABLES[t.kind]:
+        allowed = " or ".join(_TARGET_TABLES[t.kind])
+        out.append(Problem(f"target {t.kind} is only valid in the {allowed} table", path=where))
+    if t.chain is None:
+        return out
+    if t.chain in BUILTIN_CHAINS.get(table, ()):
+        out.append(Problem(f"cannot jump to built-in chain {t.chain!r}", path=where))
+    elif not exists(t.chain):
+        out.append(
+            Problem(
+                f"jump to chain {t.chain!r} that does not exist in table {table}",
+                path=where,
+                hint=hint(t.chain) if hint is not None else None,
+            )
+        )
     return out
 
 
