@@ -90,17 +90,20 @@ class LoadedCluster:
             resolver=self.resolver(),
         )
 
-    def check(self, probes) -> tuple:
+    def check(self, probes, *, method: str = "auto") -> tuple:
         """Run probes (SPEC section 4): a probe file's path, or a list of dicts with the keys a
         probe file uses (``from``, ``to``, ``service``, ``port``, ``expect``, ...).
 
         Returns one podnet.analysis.check.ProbeResult per probe, with ``verdict`` (``allow``,
         ``deny``, ``partial``), ``ok`` (None when the probe states no expectation), ``mismatches``
-        and the ``trace``. Raises podnet.errors.InputError for an invalid probe.
+        and the ``trace``. Raises podnet.errors.InputError for an invalid probe. ``method``:
+        ``trace`` traces every probe; ``model`` (and ``auto`` from 500 probes on) answers the
+        probes it can from kube-proxy's endpoints and the policy rules, their ``trace`` made when
+        first read (podnet.analysis.check).
         """
         from podnet.analysis.check import run_check
 
-        return run_check(self, _probes(probes))
+        return run_check(self, _probes(probes), method=method)
 
     def reach(
         self,

@@ -7,6 +7,7 @@ from podnet.commands import RAW, add_files, load, warn
 EXAMPLES = """examples:
   podnet check probes.yaml -f cluster/
   podnet check probes.yaml -f cluster.yaml -o json
+  podnet check probes.yaml -f cluster.yaml --method trace   # trace every probe
 
 a probe file:
   - {from: default/frontend, service: default/backend, port: 80, expect: allow}
@@ -25,6 +26,14 @@ def add(sub) -> None:
     c.add_argument("probes", metavar="PROBES.yaml")
     add_files(c)
     c.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    c.add_argument(
+        "--method",
+        choices=["auto", "trace", "model"],
+        default="auto",
+        help="trace every probe, or answer from kube-proxy's endpoints and the policy rules "
+        "(traced: probes the model does not cover, probes that fail, a sample); auto: the "
+        "model from 500 probes on",
+    )
 
 
 def run(args, out, err) -> int:
@@ -38,9 +47,11 @@ def run(args, out, err) -> int:
     from podnet.render.progress import Progress
 
     progress = Progress(err)
+    how: list = []
     try:
-        results = run_check(loaded, probes, progress)
+        results = run_check(loaded, probes, progress, method=args.method, run=how)
     finally:
         progress.finish()
-    out.write(render_check_json(results) if args.output == "json" else render_check_text(results))
+    render = render_check_json if args.output == "json" else render_check_text
+    out.write(render(results, how[0]))
     return 1 if any(r.ok is False for r in results) else 0

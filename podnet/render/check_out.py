@@ -4,21 +4,32 @@ from __future__ import annotations
 
 import json
 
-from podnet.analysis.check import ProbeResult
+from podnet.analysis.check import CheckRun, ProbeResult
 
 
-def summary(results: tuple[ProbeResult, ...]) -> dict:
+def summary(results: tuple[ProbeResult, ...], run: CheckRun | None = None) -> dict:
+    """SPEC section 4's summary; when the model answered probes, also how many it answered
+    (``modelled``), how many were traced, how many of its answers a trace checked and where
+    the trace disagreed (the traced result was kept)."""
     ok = sum(1 for r in results if r.ok is True)
     failed = sum(1 for r in results if r.ok is False)
-    return {
+    out: dict = {
         "total": len(results),
         "ok": ok,
         "failed": failed,
         "unchecked": len(results) - ok - failed,
     }
+    if run is not None and run.modelled:
+        out.update(
+            modelled=run.modelled,
+            traced=run.traced,
+            checked=run.checked,
+            disagreements=[{"index": i, "model": m, "trace": t} for i, m, t in run.disagreements],
+        )
+    return out
 
 
-def render_check_json(results: tuple[ProbeResult, ...]) -> str:
+def render_check_json(results: tuple[ProbeResult, ...], run: CheckRun | None = None) -> str:
     out = {
         "results": [
             {
@@ -32,7 +43,7 @@ def render_check_json(results: tuple[ProbeResult, ...]) -> str:
             }
             for r in results
         ],
-        "summary": summary(results),
+        "summary": summary(results, run),
     }
     return json.dumps(out, indent=2, default=str) + "\n"
 
@@ -45,7 +56,7 @@ def _describe(r: ProbeResult) -> str:
     return f"{src} -> {dst}{port}/{p.protocol.lower()}"
 
 
-def render_check_text(results: tuple[ProbeResult, ...]) -> str:
+def render_check_text(results: tuple[ProbeResult, ...], run: CheckRun | None = None) -> str:
     lines = []
     for r in results:
         mark = {True: "ok  ", False: "FAIL", None: "    "}[r.ok]
@@ -62,8 +73,18 @@ def render_check_text(results: tuple[ProbeResult, ...]) -> str:
                 if not path.delivered:
                     lines.append(f"       {path.disposition}: {path.forward.reason}")
                     break
-    s = summary(results)
+    s = summary(results, run)
     lines.append(
         f"{s['total']} probes: {s['ok']} ok, {s['failed']} failed, {s['unchecked']} unchecked"
     )
+    if "modelled" in s:
+        lines.append(
+            f"{s['modelled']} answered from kube-proxy's endpoints and the policy rules, "
+            f"{s['traced']} traced ({s['checked']} to check those answers: "
+            f"{len(s['disagreements'])} disagreed)"
+        )
+        for d in s["disagreements"]:
+            lines.append(
+                f"       #{d['index']}: the model said {d['model']}, the trace {d['trace']} (kept)"
+            )
     return "\n".join(lines) + "\n"

@@ -1,0 +1,187 @@
+"""Probe answers without a trace, for large probe files: kube-proxy's endpoints and the policy
+agent's rules evaluated per Pod pair (the model podnet.analysis.reach_policy builds for
+``podnet reach``).
+
+A traced probe costs some milliseconds at 30,000 Pods (a fresh Pod pair misses every remembered
+hook walk, and a Service's probe follows each endpoint). Between two ordinary Pods of a flannel
+cluster with kube-proxy in iptables mode, what decides a probe is known without walking the
+packet: the routes reach every Pod alike, kube-proxy sends a ClusterIP connection to each of
+the port's cluster endpoints (podnet.control.kubeproxy, the code the KUBE-SVC- chains are written
+from) without SNAT (no masquerade-all; the client is inside the cluster CIDR), and the policy
+agent's chains accept the connection when the source Pod's chain lets it out and the
+destination Pod's chain lets it in (REJECT otherwise). :class:`CheckModel` answers the probes
+that fit that description and says None for every other (hostNetwork or finished Pods, node or
+external clients, dialled addresses, hairpin connections, session affinity, local traffic
+policy, Services without endpoints, other cluster modes): those are traced.
+
+The answers are held to the trace: podnet.analysis.check traces every probe whose answer misses
+its expectation and a sample of the others, and tests/test_check_model.py compares every probe of
+the conformance cases and of generated clusters both ways.
+
+>>> from podnet.analysis.check_model import Answer
+>>> Answer("deny", "reject", (), False).verdict
+'deny'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from podnet.analysis.reach_policy import Model, build_model, plain, port_ok
+from podnet.control.kubeproxy import DEFAULT_OPTIONS
+from podnet.control.kubeproxy_sync import proxy_state
+from podnet.control.policy_select import selection
+from podnet.model.cluster import Cluster, Pod
+from podnet.trace.resolve import Target
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a probe finds (the fields of podnet.analysis.check.ProbeResult it is judged on)."""
+
+    verdict: str  # allow | deny | partial
+    deny_kind: str | None
+    endpoints: tuple[str, ...]
+    masq: bool
+
+
+class CheckModel:
+    """kube-proxy's endpoints and the policy agent's verdicts for one cluster, built on first use.
+
+    ``answer(src, target)`` gives the :class:`Answer` of a connection from Pod ``src`` to
+    ``target`` (as podnet.trace.resolve resolves a probe's destination), or None when the
+    connection is not one the model covers.
+    """
+
+    def __init__(self, cluster: Cluster):
+        self.cluster = cluster
+        cfg = cluster.config
+        # the modes the model describes; any other is traced
+        self.fits = (
+            cfg.network_plugin == "flannel"
+            and cfg.proxy_mode == "iptables"
+            and not cfg.masquerade_all
+        )
+        self._model: Model | None = None
+        self._ports: dict | None = None
+        self._pod_by_ip: dict | None = None
+        self._verdicts: dict[tuple, str | None] = {}
+
+    # ------------------------------------------------------------------ built on first use
+
+    @property
+    def model(self) -> Model:
+        if self._model is None:
+            pods = [p for p in self.cluster.pods if plain(p) and p.ip is not None]
+            self._model = build_model(selection(self.cluster), pods)
+        return self._model
+
+    def _port(self, target: Target):
+        if self._ports is None:
+            # the options the nodes' rules are written with (podnet.control.iptables
+            # node_rules): proxy_state keeps one state, for one set of options
+            options = replace(DEFAULT_OPTIONS, nfacct=self.cluster.config.nfacct)
+            ports = proxy_state(self.cluster, options).ports
+            self._ports = {(p.cluster_ip, p.port, p.proto): p for p in ports}
+        return self._ports.get((str(target.ip), target.port, target.protocol))
+
+    def _pod_at(self, ip: str) -> Pod | None:
+        if self._pod_by_ip is None:
+            # the Pods an endpoint address can be: the policy agent's (actionable) ones
+            self._pod_by_ip = {str(k): v for k, v in selection(self.cluster).by_ip.items()}
+        return self._pod_by_ip.get(ip)
+
+    # ------------------------------------------------------------------ answers
+
+    def answer(self, src: Pod, target: Target) -> Answer | None:
+        """The answer for Pod ``src`` connecting to ``target``, or None (trace it)."""
+        if not self.fits or not _ordinary(src):
+            return None
+        proto = target.protocol.lower()
+        if target.pod is not None and target.service is None:
+            dst = target.pod
+            if dst is src or not _ordinary(dst) or dst.ip != target.ip:
+                return None
+            why = self._denial(src, dst, proto, target.port)
+            if why is None:
+                return Answer("allow", None, (dst.key,), False)
+            return Answer("deny", "reject", (), False)
+        if target.service is None or target.pod is not None:
+            return None
+        port = self._port(target)
+        if port is None or port.affinity_timeout is not None or not port.uses_cluster_endpoints:
+            return None
+        eps = port.cluster_endpoints()
+        if not eps:
+            # kube-proxy's "has no endpoints" REJECT sits in filter FORWARD after the policy
+            # agent's chain, which ACCEPTs what its policies allow: whether the client is
+            # refused or its packet leaves for the underlay depends on that order (traced)
+            return None
+        reached = []
+        for e in eps:
+            pod = self._pod_at(e.ip)
+            if pod is None or pod is src or not _ordinary(pod):
+                return None  # hairpin, a hostNetwork or unknown endpoint: traced
+            if self._denial(src, pod, proto, e.port) is None:
+                reached.append(pod.key)
+        if len(reached) == len(eps):
+            return Answer("allow", None, tuple(sorted(set(reached))), False)
+        if not reached:
+            return Answer("deny", "reject", (), False)
+        return Answer("partial", None, tuple(sorted(set(reached))), False)
+
+    def _denial(self, src: Pod, dst: Pod, proto: str, port: int) -> str | None:
+        """None when both Pods' chains accept ``src`` -> ``dst`` on ``proto``/``port``, else
+        ``egress`` or ``ingress``: the chain that rejects it first (the source's runs first)."""
+        m = self.model
+        s = tuple(m.atoms_of.get(id(src), ()))
+        d = tuple(m.atoms_of.get(id(dst), ()))
+        key = (s, d, proto, port)
+        hit = self._verdicts.get(key, _MISS)
+        if hit is _MISS:
+            hit = self._verdicts[key] = _evaluate(m, s, d, proto, port)
+        return hit
+
+
+_MISS = object()
+
+
+def check_model(cluster: Cluster) -> CheckModel:
+    """The cluster's CheckModel, made once per Cluster object (identity memo, as
+    podnet.control.policy_select.selection does): its answers are kept between checks."""
+    if _MEMO[0] is not cluster:
+        _MEMO[0], _MEMO[1] = cluster, CheckModel(cluster)
+    return _MEMO[1]
+
+
+_MEMO: list = [None, None]
+
+
+def _ordinary(pod: Pod) -> bool:
+    """A Pod the model covers: the agent polices it (not hostNetwork, not finished), it has an
+    address and a node."""
+    return plain(pod) and pod.ip is not None and pod.node is not None
+
+
+def _evaluate(m: Model, src: tuple, dst: tuple, proto: str, port: int) -> str | None:
+    """The policy verdict of one connection: the tests of reach_policy.evaluate, for one pair
+    of atom sets instead of bitsets over classes. The source's chain runs first: the policies
+    targeting it that have egress (a both-types policy's ingress rules are in its chain too and
+    are tried alike: kube-router's layout), then the destination's, those that have ingress.
+    A Pod no such policy targets is not isolated in that direction."""
+    have_s, have_d = set(src), set(dst)
+    for direction, atoms, keep, skip in (
+        ("egress", src, m.src_atoms, "ingress"),
+        ("ingress", dst, m.dst_atoms, "egress"),
+    ):
+        mine = [m.policies[i] for a in atoms if a in keep for i in m.by_target.get(a, ())]
+        mine = [p for p in mine if p.kind != skip]
+        if mine and not any(
+            (r.src is None or r.src in have_s)
+            and (r.dst is None or r.dst in have_d)
+            and port_ok(r, proto, port)
+            for p in mine
+            for r in p.rules
+        ):
+            return direction
+    return None
