@@ -193,7 +193,7 @@ def _small(tmp_path: Path, proxy: str = ""):
 
 def _raw(loaded, probe: Probe) -> tuple | None:
     """The model's own answer for ``probe`` (None: not covered)."""
-    if probe.src is None or probe.to_ip is not None:
+    if probe.src is None:
         return None
     resolver = loaded.resolver()
     origin = check._origin(resolver, probe)
@@ -334,3 +334,136 @@ def test_cli_reports_the_model_in_text_and_json(tmp_path):
 
 def test_doctests():
     assert doctest.testmod(check_model).failed == 0
+
+
+# ---------------------------------------------------------------------------- variations
+
+VARIED = """
+apiVersion: podnet/v1
+kind: Cluster
+metadata: {name: varied}
+spec:
+  network: {plugin: flannel, backend: host-gw}
+  nodes: [{name: node-1}, {name: node-2}, {name: node-3}]
+---
+{apiVersion: v1, kind: Namespace, metadata: {name: a, labels: {team: red}}}
+---
+{apiVersion: v1, kind: Namespace, metadata: {name: b, labels: {team: blue}}}
+---
+{apiVersion: v1, kind: Service, metadata: {name: web, namespace: a}, spec: {selector: {app: web}, ports: [{name: http, port: 80, targetPort: http}, {name: alt, port: 8443, targetPort: 8443}]}}
+---
+{apiVersion: v1, kind: Service, metadata: {name: dns, namespace: a}, spec: {selector: {app: dns}, ports: [{port: 53, protocol: UDP, targetPort: dns}]}}
+---
+{apiVersion: v1, kind: Service, metadata: {name: db, namespace: b}, spec: {selector: {app: db}, ports: [{port: 5432}]}}
+---
+{apiVersion: v1, kind: Service, metadata: {name: slow, namespace: b}, spec: {selector: {app: slow}, ports: [{port: 80, targetPort: 8080}]}}
+---
+{apiVersion: v1, kind: Service, metadata: {name: manual, namespace: b}, spec: {ports: [{port: 80}]}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: manual-1, namespace: b, labels: {kubernetes.io/service-name: manual}}
+addressType: IPv4
+ports: [{port: 80, protocol: TCP}]
+endpoints: [{addresses: ["{db_ip}"]}, {addresses: ["192.0.2.10"]}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-from-red, namespace: a}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  ingress: [{from: [{namespaceSelector: {matchLabels: {team: red}}}], ports: [{port: http}]}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: db-egress, namespace: b}
+spec:
+  podSelector: {matchLabels: {app: db}}
+  policyTypes: [Egress]
+  egress: [{to: [{ipBlock: {cidr: 10.244.0.0/16, except: [10.244.3.0/24]}}], ports: [{port: 53, protocol: UDP}, {port: 8000, endPort: 8500}]}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: dns-deny, namespace: a}
+spec: {podSelector: {matchLabels: {app: dns}}, policyTypes: [Ingress, Egress]}
+"""
+
+VARIED_PODS = [
+    # name, namespace, node, labels, ports, extra status / metadata
+    ("web-1", "a", "node-1", {"app": "web"}, [("http", 8080, "TCP"), ("tls", 8443, "TCP")], {}),
+    ("web-2", "a", "node-2", {"app": "web"}, [("http", 9090, "TCP"), ("tls", 8443, "TCP")], {}),
+    ("web-3", "a", "node-3", {"app": "web"}, [("http", 8080, "TCP")], {"ready": False}),
+    ("dns-1", "a", "node-3", {"app": "dns"}, [("dns", 5353, "UDP")], {}),
+    ("cli-1", "a", "node-2", {"app": "cli"}, [], {}),
+    ("db-1", "b", "node-3", {"app": "db"}, [("sql", 5432, "TCP")], {"ip": "10.244.3.20"}),
+    ("db-2", "b", "node-1", {"app": "db"}, [("sql", 5432, "TCP")], {"terminating": True}),
+    ("slow-1", "b", "node-1", {"app": "slow"}, [("h", 8080, "TCP")], {"ready": False}),
+    ("cli-2", "b", "node-1", {"app": "cli"}, [], {}),
+]
+
+
+def _varied(tmp_path: Path):
+    docs = []
+    for name, ns, node, labels, ports, extra in VARIED_PODS:
+        spec = {
+            "nodeName": node,
+            "containers": [
+                {"name": "c", "image": "i",
+                 "ports": [{"name": n, "containerPort": p, "protocol": pr} for n, p, pr in ports]}
+            ],
+        }  # fmt: skip
+        meta = {"name": name, "namespace": ns, "labels": labels}
+        if extra.get("terminating"):
+            meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+        status = {"phase": "Running"}
+        if "ip" in extra:
+            status["podIP"] = extra["ip"]
+        if extra.get("ready") is False:
+            status["conditions"] = [{"type": "Ready", "status": "False"}]
+        docs.append(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": meta,
+                    "spec": spec,
+                    "status": status,
+                }
+            )
+        )
+    path = tmp_path / "varied.yaml"
+    path.write_text(VARIED.replace("{db_ip}", "10.244.3.20") + "---\n" + "\n---\n".join(docs))
+    return podnet.load(str(path))
+
+
+def test_model_agrees_with_the_trace_across_ports_protocols_and_endpoint_states(tmp_path):
+    loaded = _varied(tmp_path)
+    cluster = loaded.cluster
+    pods = [p for p in cluster.pods if p.namespace in ("a", "b")]
+    services = [s for s in cluster.services if s.namespace in ("a", "b")]
+    probes = []
+    for a in pods:
+        for b in pods:
+            for c in b.containers:
+                for port in c.ports:
+                    probes.append(dict(src=a.key, to=b.key, port=port.container_port,
+                                       protocol=port.protocol))  # fmt: skip
+        for s in services:
+            for sp in s.spec.ports:
+                probes.append(dict(src=a.key, service=s.key, port=sp.port, protocol=sp.protocol))
+                probes.append(dict(src=a.key, service=s.key, to_ip=s.cluster_ip, port=sp.port,
+                                   protocol=sp.protocol))  # fmt: skip
+    probes = tuple(Probe(i, POS, (), **p) for i, p in enumerate(probes))
+    traced = run_check(loaded, probes, method="trace")
+    covered = 0
+    for t in traced:
+        raw = _raw(loaded, t.probe)
+        assert raw is None or raw == _found(t)[:4], (t.probe, raw, _found(t))
+        covered += raw is not None
+    found = {_found(t)[:2] for t, p in zip(traced, probes, strict=True) if _raw(loaded, p)}
+    # allowed and denied both modelled, over UDP too; the manual slice (an address that is no
+    # Pod) and the Service with no ready endpoint left to the trace
+    assert {("allow", None), ("deny", "reject")} <= found
+    assert any(_raw(loaded, p) and p.protocol == "UDP" for p in probes)
+    assert not any(_raw(loaded, p) for p in probes if p.service in ("b/manual", "b/slow"))
+    assert covered >= len(probes) // 2

@@ -232,7 +232,7 @@ def _found(r: ProbeResult) -> tuple:
 
 def _modelled(network, resolver: Resolver, model: CheckModel, probe: Probe, replies: bool):
     """The model's result for ``probe``, or None when the model does not cover it."""
-    if probe.src is None or probe.to_ip is not None:
+    if probe.src is None:
         return None
     origin = _origin(resolver, probe)
     if origin.pod is None:

@@ -11,7 +11,7 @@ from) without SNAT (no masquerade-all; the client is inside the cluster CIDR), a
 agent's chains accept the connection when the source Pod's chain lets it out and the
 destination Pod's chain lets it in (REJECT otherwise). :class:`CheckModel` answers the probes
 that fit that description and says None for every other (hostNetwork or finished Pods, node or
-external clients, dialled addresses, hairpin connections, session affinity, local traffic
+external clients, addresses other than a ClusterIP, hairpin connections, session affinity, local traffic
 policy, Services without endpoints, other cluster modes): those are traced.
 
 The answers are held to the trace: podnet.analysis.check traces every probe whose answer misses
@@ -108,6 +108,8 @@ class CheckModel:
             return Answer("deny", "reject", (), False)
         if target.service is None or target.pod is not None:
             return None
+        # (found by address: a probe dialling a ClusterIP with ``to_ip`` reaches that port's
+        # endpoints whatever Service it names; other addresses are not ClusterIPs: traced)
         port = self._port(target)
         if port is None or port.affinity_timeout is not None or not port.uses_cluster_endpoints:
             return None
