@@ -210,9 +210,9 @@ def run_check(
     # hold the model to the trace on an evenly spread sample of what it answered alone
     n = len(modelled)
     picks = sorted({modelled[(2 * k + 1) * n // (2 * SAMPLE)] for k in range(SAMPLE)}) if n else []
-    for n, i in enumerate(picks):
+    for k, i in enumerate(picks):
         if progress is not None:
-            progress("checking the model by tracing", n, len(picks))
+            progress("checking the model by tracing", k, len(picks))
         r = out[i]
         t = run_probe(network, resolver, r.probe, replies=replies)
         traced += 1
