@@ -1,27 +1,22 @@
-"""``podnet check`` answered from the model (podnet.analysis.check_model): the same results as
-tracing every probe — on every conformance probe and on generated clusters —, what the model
-leaves to the trace, and how run_check holds the model to the trace."""
+"""``podnet check`` answered from the model (podnet.analysis.check_model), beside
+tests/test_check_model.py: the command's text and JSON, and the model against the trace over
+named and numbered target ports, UDP, host-gw, not-ready, terminating and hand-written
+endpoints."""
 
 from __future__ import annotations
 
-import doctest
 import io
 import json
-import random
 from pathlib import Path
-
-import pytest
 
 import podnet
 import podnet.analysis.check as check
 import podnet.analysis.check_model as check_model
 from podnet.analysis.check import run_check
-from podnet.analysis.probes import Probe, load_probes
+from podnet.analysis.probes import Probe
 from podnet.cli import run as cli
-from podnet.generate import SIZES, Size, generate, write_yaml
 from podnet.model.base import Pos
 
-CASES = Path(__file__).parent / "conformance"
 POS = Pos("<test>", 1, 1)
 
 
@@ -29,111 +24,7 @@ def _found(r) -> tuple:
     return (r.verdict, r.deny_kind, r.endpoints, r.masq, r.ok)
 
 
-def _both(loaded, probes):
-    how: list = []
-    model = run_check(loaded, probes, method="model", run=how)
-    traced = run_check(loaded, probes, method="trace")
-    return model, traced, how[0]
-
-
-# ---------------------------------------------------------------------------- conformance
-
-_CONFORMANCE: dict = {}
-
-
-def _case(name: str):
-    hit = _CONFORMANCE.get(name)
-    if hit is None:
-        folder = CASES / name
-        loaded = podnet.load(str(folder / "manifests.yaml"))
-        hit = _CONFORMANCE[name] = _both(loaded, load_probes(str(folder / "probes.yaml")))
-    return hit
-
-
-CASE_NAMES = sorted(d.name for d in CASES.iterdir() if (d / "probes.yaml").exists())
-
-
-@pytest.mark.parametrize("name", CASE_NAMES)
-def test_model_gives_the_traced_result_on_every_conformance_probe(name):
-    model, traced, _ = _case(name)
-    assert len(model) == len(traced)
-    for m, t in zip(model, traced, strict=True):
-        assert _found(m) == _found(t), (name, m.probe.as_dict())
-    # the model's own answers (run_check would trace one that fails its expectation)
-    loaded = podnet.load(str(CASES / name / "manifests.yaml"))
-    for t in traced:
-        raw = _raw(loaded, t.probe)
-        assert raw is None or raw == _found(t)[:4], (name, t.probe.as_dict())
-
-
-def test_the_model_answers_most_conformance_probes_and_never_disagrees():
-    modelled = disagreements = total = 0
-    for name in CASE_NAMES:
-        model, _, how = _case(name)
-        total += len(model)
-        modelled += how.modelled
-        disagreements += len(how.disagreements)
-    assert total == 2434
-    assert modelled >= 2000
-    assert disagreements == 0
-
-
-# ---------------------------------------------------------------------------- generated
-
-
-def _generated(tmp_path: Path, size: Size, seed: int):
-    path = tmp_path / f"gen-{seed}.yaml"
-    with path.open("w") as out:
-        write_yaml(generate(size, seed), out)
-    return podnet.load(str(path))
-
-
-def _random_probes(cluster, count: int, rng: random.Random) -> tuple[Probe, ...]:
-    """Pod->Service and Pod->Pod probes, half of them stating an expectation."""
-    pods = [p for p in cluster.pods if not p.host_network]
-    services = [s for s in cluster.services if s.cluster_ip is not None and s.spec.ports]
-    out = []
-    for i in range(count):
-        a = rng.choice(pods)
-        expect = rng.choice((None, "allow", "deny"))
-        extra = (("expect", expect),) if expect else ()
-        if i % 2 == 0:
-            s = rng.choice(services)
-            key, port = s.key, s.spec.ports[0].port
-            raw = (("from", a.key), ("service", key), ("port", port)) + extra
-            out.append(Probe(i, POS, raw, src=a.key, service=key, port=port, expect=expect))
-        else:
-            b = rng.choice(pods)
-            raw = (("from", a.key), ("to", b.key)) + extra
-            out.append(Probe(i, POS, raw, src=a.key, to=b.key, expect=expect))
-    return tuple(out)
-
-
-@pytest.mark.parametrize(
-    "size, seed",
-    [(SIZES["S"], 1), (SIZES["S"], 2), (Size(12, 8, 40, policies=20), 3), (Size(12, 8, 40, policies=20), 4)],
-)  # fmt: skip
-def test_model_gives_the_traced_result_on_generated_clusters(tmp_path, size, seed):
-    loaded = _generated(tmp_path, size, seed)
-    probes = _random_probes(loaded.cluster, 160, random.Random(seed))
-    model, traced, how = _both(loaded, probes)
-    for m, t in zip(model, traced, strict=True):
-        assert _found(m) == _found(t), m.probe.as_dict()
-        raw = _raw(loaded, t.probe)
-        assert raw is None or raw == _found(t)[:4], t.probe.as_dict()
-    # the model covers most probes: those it answered, and those traced because its answer
-    # failed their expectation
-    covered = sum(_covered(loaded, p) for p in probes)
-    assert covered > 0.8 * len(probes)
-    failing = sum(
-        1 for m, p in zip(model, probes, strict=True) if _covered(loaded, p) and m.ok is False
-    )
-    assert how.modelled == covered - failing > 0
-    assert how.disagreements == ()
-    assert {"allow", "deny"} <= {m.verdict for m in model}
-
-
-# ---------------------------------------------------------------------------- coverage
+# ---------------------------------------------------------------------------- the command
 
 CLUSTER = """
 apiVersion: podnet/v1
@@ -204,116 +95,6 @@ def _raw(loaded, probe: Probe) -> tuple | None:
     return None if found is None else (found.verdict, found.deny_kind, found.endpoints, found.masq)
 
 
-def _covered(loaded, probe: Probe) -> bool:
-    return _raw(loaded, probe) is not None
-
-
-def _answer(loaded, src: str, **dst):
-    probe = Probe(0, POS, (), src=src, **dst)
-    resolver = loaded.resolver()
-    origin = check._origin(resolver, probe)
-    return check_model.CheckModel(loaded.cluster).answer(origin.pod, check._target(resolver, probe))
-
-
-def test_the_model_answers_plain_pods_and_leaves_the_rest_to_the_trace(tmp_path):
-    loaded = _small(tmp_path)
-    assert _answer(loaded, "x/a", to="x/b", port=80).verdict == "allow"
-    assert _answer(loaded, "x/b", to="x/a", port=80).verdict == "allow"
-    assert _answer(loaded, "x/a", service="x/sb", port=80).endpoints == ("x/b",)
-    assert _answer(loaded, "x/h", to="x/b", port=80) is None  # hostNetwork client
-    assert _answer(loaded, "x/a", to="x/a", port=80) is None  # to itself
-    assert _answer(loaded, "x/a", service="x/sa", port=80) is None  # hairpin
-    assert _answer(loaded, "x/a", service="x/sticky", port=80) is None  # session affinity
-    assert _answer(loaded, "x/a", service="x/local", port=80) is None  # local traffic policy
-    # a Service without endpoints: refused by kube-proxy, or let through by the policy agent's
-    # ACCEPT before kube-proxy's REJECT (the order of FORWARD): traced
-    assert _answer(loaded, "x/a", service="x/none", port=80) is None
-
-
-def test_the_policy_decides_like_the_trace_in_the_small_cluster(tmp_path):
-    loaded = _small(tmp_path)
-    # b admits a only: the hostNetwork-free pairs in both directions, Pod IP and Service
-    probes = tuple(
-        Probe(i, POS, (), src=s, **d)
-        for i, (s, d) in enumerate(
-            [("x/a", {"to": "x/b", "port": 80}), ("x/b", {"to": "x/a", "port": 80}),
-             ("x/a", {"service": "x/sb", "port": 80}), ("x/b", {"service": "x/sa", "port": 80})]
-        )
-    )  # fmt: skip
-    model, traced, how = _both(loaded, probes)
-    assert [_found(m) for m in model] == [_found(t) for t in traced]
-    assert how.modelled == 4
-
-
-def test_other_cluster_modes_are_traced(tmp_path):
-    loaded = _small(tmp_path, "kubeProxy: {masqueradeAll: true}")
-    assert _answer(loaded, "x/a", to="x/b", port=80) is None
-    how: list = []
-    run_check(loaded, (Probe(0, POS, (), src="x/a", to="x/b", port=80),), method="model", run=how)
-    assert how[0].modelled == 0 and how[0].traced == 1
-
-
-# ---------------------------------------------------------------------------- run_check
-
-
-def _probes_b(n: int, expect: str | None = None) -> tuple[Probe, ...]:
-    extra = (("expect", expect),) if expect else ()
-    return tuple(
-        Probe(
-            i,
-            POS,
-            (("from", "x/a"), ("to", "x/b")) + extra,
-            src="x/a",
-            to="x/b",
-            port=80,
-            expect=expect,
-        )  # fmt: skip
-        for i in range(n)
-    )
-
-
-def test_auto_traces_small_files_and_models_large_ones(tmp_path, monkeypatch):
-    loaded = _small(tmp_path)
-    how: list = []
-    results = run_check(loaded, _probes_b(3), run=how)
-    assert {r.method for r in results} == {"trace"} and how[0].modelled == 0
-    monkeypatch.setattr(check, "MODEL_MIN", 3)
-    monkeypatch.setattr(check, "SAMPLE", 1)
-    how = []
-    results = run_check(loaded, _probes_b(3), run=how)
-    assert how[0].modelled == 3 and how[0].traced == 1 and how[0].checked == 1
-    assert [r.method for r in results] == ["model", "model", "model"]
-    # the sampled one already holds its trace; the others trace when first read
-    later = results[0]
-    assert later._trace is None
-    assert later.trace.verdict == "delivered" and later._trace is not None
-
-
-def test_a_failing_probe_is_traced(tmp_path):
-    loaded = _small(tmp_path)
-    how: list = []
-    results = run_check(loaded, _probes_b(2, "deny"), method="model", run=how)
-    assert [r.method for r in results] == ["trace", "trace"]
-    assert [r.ok for r in results] == [False, False]
-    assert how[0].modelled == 0 and how[0].traced == 2 and how[0].disagreements == ()
-
-
-def test_a_wrong_model_is_caught_by_the_trace(tmp_path, monkeypatch):
-    loaded = _small(tmp_path)
-    monkeypatch.setattr(check_model, "_MEMO", [None, None])
-    monkeypatch.setattr(check_model, "_evaluate", lambda *a: "ingress")  # denies everything
-    # no expectation: answered by the model, and the sampled trace finds it wrong
-    how: list = []
-    results = run_check(loaded, _probes_b(1), method="model", run=how)
-    assert how[0].disagreements == ((0, "deny", "allow"),)
-    assert results[0].verdict == "allow" and results[0].method == "trace"
-    # expecting allow: the model's deny fails it, so it is traced, and counted as a disagreement
-    monkeypatch.setattr(check_model, "_MEMO", [None, None])
-    how = []
-    results = run_check(loaded, _probes_b(1, "allow"), method="model", run=how)
-    assert how[0].disagreements == ((0, "deny", "allow"),) and results[0].ok is True
-
-
 def test_cli_reports_the_model_in_text_and_json(tmp_path):
     _small(tmp_path)
     probes = tmp_path / "p.yaml"
@@ -330,10 +111,6 @@ def test_cli_reports_the_model_in_text_and_json(tmp_path):
     out = io.StringIO()
     assert cli(args[:-2] + ["-o", "json"], out, io.StringIO()) == 0
     assert "modelled" not in json.loads(out.getvalue())["summary"]  # auto, 1 probe: traced
-
-
-def test_doctests():
-    assert doctest.testmod(check_model).failed == 0
 
 
 # ---------------------------------------------------------------------------- variations
