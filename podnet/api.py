@@ -187,12 +187,10 @@ class LoadedCluster:
         from podnet.render.iptables_save import kube_proxy_sorted, render_tables
 
         if fmt == "kube-proxy":
-            from dataclasses import replace
-
-            from podnet.control.kubeproxy import DEFAULT_OPTIONS
+            from podnet.control.iptables import proxy_options
             from podnet.control.kubeproxy_sync import restore_text
 
-            options = replace(DEFAULT_OPTIONS, nfacct=self.cluster.config.nfacct)
+            options = proxy_options(self.cluster)
             return kube_proxy_sorted(restore_text(self.cluster, node, options))
         tables = self.network.get(f"node:{node}").tables
         return render_tables(tables, kernel=fmt == "kernel")

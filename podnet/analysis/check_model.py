@@ -25,10 +25,18 @@ the conformance cases and of generated clusters both ways.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from podnet.analysis.reach_policy import Model, build_model, plain, port_ok
-from podnet.control.kubeproxy import DEFAULT_OPTIONS
+from podnet.analysis.reach_policy import (
+    Model,
+    build_model,
+    chain,
+    dst_signature,
+    plain,
+    port_ok,
+    src_signature,
+)
+from podnet.control.iptables import proxy_options
 from podnet.control.kubeproxy_sync import proxy_state
 from podnet.control.policy_select import selection
 from podnet.model.cluster import Cluster, Pod
@@ -78,10 +86,8 @@ class CheckModel:
 
     def _port(self, target: Target):
         if self._ports is None:
-            # the options the nodes' rules are written with (podnet.control.iptables
-            # node_rules): proxy_state keeps one state, for one set of options
-            options = replace(DEFAULT_OPTIONS, nfacct=self.cluster.config.nfacct)
-            ports = proxy_state(self.cluster, options).ports
+            # the options the nodes' rules are written with: proxy_state keeps one state
+            ports = proxy_state(self.cluster, proxy_options(self.cluster)).ports
             self._ports = {(p.cluster_ip, p.port, p.proto): p for p in ports}
         return self._ports.get((str(target.ip), target.port, target.protocol))
 
@@ -136,8 +142,8 @@ class CheckModel:
         """None when both Pods' chains accept ``src`` -> ``dst`` on ``proto``/``port``, else
         ``egress`` or ``ingress``: the chain that rejects it first (the source's runs first)."""
         m = self.model
-        s = tuple(m.atoms_of.get(id(src), ()))
-        d = tuple(m.atoms_of.get(id(dst), ()))
+        # the atoms that matter (rules test only these): Pods alike share one evaluation
+        s, d = src_signature(m, src), dst_signature(m, dst)
         key = (s, d, proto, port)
         hit = self._verdicts.get(key, _MISS)
         if hit is _MISS:
@@ -166,18 +172,12 @@ def _ordinary(pod: Pod) -> bool:
 
 
 def _evaluate(m: Model, src: tuple, dst: tuple, proto: str, port: int) -> str | None:
-    """The policy verdict of one connection: the tests of reach_policy.evaluate, for one pair
-    of atom sets instead of bitsets over classes. The source's chain runs first: the policies
-    targeting it that have egress (a both-types policy's ingress rules are in its chain too and
-    are tried alike: kube-router's layout), then the destination's, those that have ingress.
-    A Pod no such policy targets is not isolated in that direction."""
+    """The policy verdict of one connection: the tests of reach_policy.evaluate for one pair of
+    signatures instead of bitsets over classes; the source's chain runs first. A Pod no policy
+    targets in a direction is not isolated in it."""
     have_s, have_d = set(src), set(dst)
-    for direction, atoms, keep, skip in (
-        ("egress", src, m.src_atoms, "ingress"),
-        ("ingress", dst, m.dst_atoms, "egress"),
-    ):
-        mine = [m.policies[i] for a in atoms if a in keep for i in m.by_target.get(a, ())]
-        mine = [p for p in mine if p.kind != skip]
+    for direction, atoms in (("egress", src), ("ingress", dst)):
+        mine = chain(m, atoms, direction)
         if mine and not any(
             (r.src is None or r.src in have_s)
             and (r.dst is None or r.dst in have_d)

@@ -351,14 +351,11 @@ def evaluate(m: Model, srcs: list[tuple], dsts: list[tuple[tuple, str, int]], pr
             port_memo[k] = hit
         return hit
 
-    def chains(sig) -> list[PolicyModel]:
-        return [m.policies[i] for a in sig for i in m.by_target.get(a, ())]
-
     ingress = []
     for j, (sig, proto, port) in enumerate(dsts):
         if progress is not None and j % 256 == 0:
             progress("reach: destination classes", j, len(dsts))
-        mine = [p for p in chains(sig) if p.kind != "egress"]
+        mine = chain(m, sig, "ingress")
         if not mine:
             ingress.append(all_src)
             continue
@@ -373,7 +370,7 @@ def evaluate(m: Model, srcs: list[tuple], dsts: list[tuple[tuple, str, int]], pr
     for i, sig in enumerate(srcs):
         if progress is not None and i % 256 == 0:
             progress("reach: source classes", i, len(srcs))
-        mine = [p for p in chains(sig) if p.kind != "ingress"]
+        mine = chain(m, sig, "egress")
         if not mine:
             egress.append(all_dst)
             continue
@@ -387,8 +384,14 @@ def evaluate(m: Model, srcs: list[tuple], dsts: list[tuple[tuple, str, int]], pr
     return ingress, egress
 
 
+def chain(m: Model, atoms, direction: str) -> list[PolicyModel]:
+    """The policies whose rules a Pod holding ``atoms`` runs for ``direction`` (``ingress`` or
+    ``egress``): those targeting it with that type (a both-types policy's chain holds both
+    directions' rules, and all are tried: kube-router's layout)."""
+    skip = "egress" if direction == "ingress" else "ingress"
+    return [p for a in atoms for i in m.by_target.get(a, ()) if (p := m.policies[i]).kind != skip]
+
+
 def isolating(m: Model, sig: tuple, direction: str) -> list[str]:
     """The policies whose chains a class's Pods run for ``direction`` (for reasons)."""
-    skip = "egress" if direction == "ingress" else "ingress"
-    return sorted({m.policies[i].key for a in sig for i in m.by_target.get(a, ())
-                   if m.policies[i].kind != skip})  # fmt: skip
+    return sorted({p.key for p in chain(m, sig, direction)})

@@ -202,12 +202,17 @@ _KUBELET_CHAINS = {"mangle": 2, "nat": 1, "filter": 1}
 """How many of a table's own chains kubelet creates before kube-proxy runs."""
 
 
+def proxy_options(cluster: Cluster) -> KubeProxyOptions:
+    """kube-proxy's options on the cluster's nodes (the Cluster document's ``kubeProxy.nfacct``)."""
+    return replace(DEFAULT_OPTIONS, nfacct=cluster.config.nfacct)
+
+
 def node_rules(
     cluster: Cluster, node: str, *, options: KubeProxyOptions | None = None
 ) -> NodeRules:
     """The iptables state of ``node``'s host namespace (see :class:`NodeRules`)."""
     if options is None:
-        options = replace(DEFAULT_OPTIONS, nfacct=cluster.config.nfacct)
+        options = proxy_options(cluster)
     n = cluster.node(node)
     with_proxy = cluster.config.proxy_mode == "iptables"
     own: dict[str, list[Chain]] = {t: [] for t in TABLE_ORDER}
