@@ -122,16 +122,17 @@ def confirm(
 ) -> ConntrackTable:
     """``table`` with the connection ``orig_packet`` starts, which left as ``final_packet``
     (after all NAT). A connection already tracked leaves the table as it is."""
-    okey = _packet_key(orig_packet)
+    o = orig_packet  # (keys written out: a trace confirms in every namespace it crosses)
+    okey = (o.proto, o.src._ip, o.dst._ip, o.sport, o.dport)
     if okey in table._index:
         return table
-    orig = Tuple5.of(orig_packet)
+    orig = _new_tuple5(o.proto, o.src, o.dst, o.sport, o.dport)
     f = final_packet
     reply = _new_tuple5(f.proto, f.dst, f.src, f.dport, f.sport)
     if f is orig_packet:  # left as it came: no NAT (and no addresses to compare)
         status = _NO_STATUS
     else:
-        o = orig_packet  # (addresses compared as the ints IPv4Address keeps: its == is slow)
+        # (addresses compared as the ints IPv4Address keeps: its == is slow)
         status = _STATUS[
             f.dst._ip != o.dst._ip or f.dport != o.dport,
             f.src._ip != o.src._ip or f.sport != o.sport,
@@ -145,7 +146,7 @@ def confirm(
         TIMEOUT_NEW.get(orig.proto, 30),
     )
     entries = table.entries
-    rkey = _key(reply)
+    rkey = (f.proto, f.dst._ip, f.src._ip, f.dport, f.sport)  # _key(reply)
     if not entries:  # a namespace's first connection: a new index of its two tuples
         index = {okey: (0, "original")}
         index.setdefault(rkey, (0, "reply"))
@@ -184,10 +185,17 @@ def _packet_key(p: Packet) -> tuple:
 
 def _indexed(entries: tuple[Entry, ...], index: dict[tuple, tuple[int, str]]) -> ConntrackTable:
     """A table whose index the caller built, equal to what ``__post_init__`` would build."""
-    table = object.__new__(ConntrackTable)
-    object.__setattr__(table, "entries", entries)
-    object.__setattr__(table, "_index", index)
+    table = _new_table(ConntrackTable)
+    _set_entries(table, entries)
+    _set_index(table, index)
     return table
+
+
+# the slots' own setters: a frozen dataclass refuses attribute assignment, and
+# object.__setattr__ looks the name up first
+_new_table = object.__new__
+_set_entries = ConntrackTable.entries.__set__
+_set_index = ConntrackTable._index.__set__
 
 
 def seen_reply(table: ConntrackTable, entry: Entry) -> ConntrackTable:

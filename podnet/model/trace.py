@@ -314,6 +314,8 @@ def fast_constructor(cls: type):
     return env["make"]
 
 
+new_encap = fast_constructor(Encap)
+"""``new_encap(src, dst, sport, dport, vni, type)``: ``Encap(...)``, faster."""
 new_packet = fast_constructor(Packet)
 """``new_packet(src, dst, proto, sport, dport, ttl, mark, encap)``: ``Packet(...)``, faster."""
 new_nftrace = fast_constructor(NfTrace)

@@ -24,7 +24,7 @@ import hashlib
 
 from podnet.dataplane.names import LOOPBACK_MAC
 from podnet.model.base import EMPTY, FrozenDict
-from podnet.model.trace import Encap, Packet, Step, ip_text, new_packet, new_step
+from podnet.model.trace import Packet, Step, ip_text, new_encap, new_packet, new_step
 from podnet.trace.flight import End, Flight
 from podnet.trace.hooks import Hooks
 from podnet.trace.view import NetView
@@ -263,19 +263,21 @@ class Engine:
                         f"no VXLAN device of {netns} listens on {p.encap.dst}:{p.encap.dport} with VNI {p.encap.vni}",
                     )
                 ]
-            inner = p.with_(encap=None)
+            e = p.encap
+            inner = new_packet(p.src, p.dst, p.proto, p.sport, p.dport, p.ttl, p.mark, None)
             fl = fl.step(
-                Step(
+                new_step(
                     "decap",
-                    f"vxlan VNI {p.encap.vni} from {ip_text(p.encap.src)}:{p.encap.sport}: inner frame to {vx.name}",
-                    detail=v.memo_step(("vni", p.encap.vni), lambda: _d(vni=p.encap.vni)),
+                    f"vxlan VNI {e.vni} from {ip_text(e.src)}:{e.sport}: inner frame to {vx.name}",
+                    None,
+                    None,
+                    None,
+                    None,
+                    v.memo_step(("vni", e.vni), lambda: _d(vni=e.vni)),
                 )
             )
-            fl = (
-                fl.with_packet(inner)
-                .l2(fl.inner_l2[0] if fl.inner_l2 else None, vx.mac)
-                .update(inner_l2=None)
-            )
+            fl = fl.with_packet(inner).l2(fl.inner_l2[0] if fl.inner_l2 else None, vx.mac)
+            fl.inner_l2 = None
             return self._l3_input(fl, netns, vx.name)
         # (not memoised: a reply's destination port is the client's source port, new for
         # every connection)
@@ -358,15 +360,20 @@ class Engine:
         p = fl.packet  # (the port depends on the inner flow only: hashed once per flow)
         key = ("vxsport", p.src._ip, p.dst._ip, p.proto, p.sport, p.dport)
         sport = v.memo_step(key, lambda: vxlan_source_port(p))
-        encap = Encap(src=vx.local, dst=remote, sport=sport, dport=vx.port, vni=vx.vni)
+        encap = new_encap(vx.local, remote, sport, vx.port, vx.vni, "vxlan")
         fl = fl.step(
-            Step(
+            new_step(
                 "encap",
-                f"vxlan VNI {vx.vni}: {ip_text(vx.local)}:{encap.sport} -> {ip_text(remote)}:{vx.port} udp",
-                detail=v.memo_step(("vni", vx.vni), lambda: _d(vni=vx.vni)),
+                f"vxlan VNI {vx.vni}: {ip_text(vx.local)}:{sport} -> {ip_text(remote)}:{vx.port} udp",
+                None,
+                None,
+                None,
+                None,
+                v.memo_step(("vni", vx.vni), lambda: _d(vni=vx.vni)),
             )
         )
-        fl = fl.with_packet(fl.packet.with_(encap=encap)).update(inner_l2=(link.mac, neigh.mac))
+        fl.packet = new_packet(p.src, p.dst, p.proto, p.sport, p.dport, p.ttl, p.mark, encap)
+        fl.inner_l2 = (link.mac, neigh.mac)
         # the outer packet is sent as locally generated (iptunnel_xmit -> ip_local_out)
         return self.send(fl, netns)
 

@@ -10,7 +10,7 @@ from ipaddress import IPv4Address
 
 from podnet.errors import Problem, UsageError
 from podnet.model.base import FrozenDict
-from podnet.model.trace import Leg, Packet, Path, Trace
+from podnet.model.trace import Leg, Packet, Path, Trace, fast_constructor, new_packet
 from podnet.trace.endpoints import parse_dst, parse_src
 from podnet.trace.engine import Engine
 from podnet.trace.flight import End, Flight
@@ -36,8 +36,14 @@ def _resolve(network, resolver: Resolver, src, dst, namespace, port, protocol) -
     return hit[1], hit[2]
 
 
+# a trace makes a leg or two per path: without the frozen __init__
+_new_leg = fast_constructor(Leg)
+_new_path = fast_constructor(Path)
+
+
 def _leg(end: End) -> Leg:
-    return Leg(end.disposition, end.flight.all_hops(), end.reason, end.endpoint, end.flight.packet)
+    fl = end.flight
+    return _new_leg(end.disposition, fl.all_hops(), end.reason, end.endpoint, fl.packet)
 
 
 def run_trace(
@@ -113,14 +119,14 @@ def trace_between(
         src_ip = target.ip
     if src_ip is None:
         src_ip = engine.view.source_address(origin.netns, target.ip)
-    packet = Packet(src_ip, target.ip, target.protocol, sport, target.port)
+    packet = new_packet(src_ip, target.ip, target.protocol, sport, target.port, 64, 0, None)
     ends = engine.send(Flight(packet), origin.netns)
     paths = []
     for end in ends:
         reply, ct = None, FrozenDict(end.flight.ct)
         if replies and end.disposition == "DELIVERED":
             reply, ct = _reply(engine, end, origin, packet)
-        paths.append(Path(end.flight.prob, _leg(end), reply, conntrack=ct))
+        paths.append(_new_path(end.flight.prob, _leg(end), reply, ct))
     paths = _merge(paths)
     if seed is not None and len(paths) > 1:
         rng = random.Random(seed)
@@ -138,7 +144,7 @@ def trace_between(
 
 def _reply(engine: Engine, end: End, origin: Origin, sent: Packet) -> tuple[Leg, FrozenDict]:
     got = end.flight.packet
-    answer = Packet(got.dst, got.src, got.proto, got.dport, got.sport)
+    answer = new_packet(got.dst, got.src, got.proto, got.dport, got.sport, 64, 0, None)
     fl = Flight(answer, ct=end.flight.ct, recent=end.flight.recent)
     replies = engine.send(fl, end.netns)
     # replies do not branch: conntrack already fixed the way back
@@ -162,7 +168,7 @@ def _reply(engine: Engine, end: End, origin: Origin, sent: Packet) -> tuple[Leg,
                 None,
                 p,
             ), FrozenDict(r.flight.ct)
-        return Leg(
+        return _new_leg(
             "DELIVERED",
             leg.hops,
             f"the reply reaches the client from {p.src}:{p.sport}, the address it connected to",
