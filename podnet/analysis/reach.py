@@ -21,7 +21,11 @@ Verdicts per class pair (``method``):
 * ``policy``: above that, the policy agent's rules evaluated for whole classes with bitsets
   (podnet.analysis.reach_policy); pairs with a hostNetwork or finished Pod's class are still
   traced, and ``sample`` class pairs (half allowed, half denied, evenly spread) are traced too as
-  a check: a disagreement is counted in the summary and the traced verdict kept.
+  a check: a disagreement is counted in the summary and the traced verdict kept. With
+  ``via_service``, ``policy`` evaluates each Service's endpoints and the policy rules over classes
+  of its own (podnet.analysis.reach_service: a destination class is the ClusterIP and port
+  dialled), in a flannel cluster with kube-proxy in iptables mode; in other modes every class
+  pair is traced.
 
 Pod-level answers come from the trace engine: :meth:`Reach.cell` and :meth:`Reach.trace` trace
 one pair of Pods (``podnet reach --from NS/POD --to NS/POD`` is a 1 x 1 table, traced).
@@ -76,6 +80,7 @@ from podnet.analysis.reach_result import (
     _count,
     _evaluate,
 )
+from podnet.analysis.reach_service import ServiceReach
 from podnet.errors import Problem, UsageError
 from podnet.model.cluster import Cluster, Pod
 
@@ -225,10 +230,27 @@ def compute_reach(loaded, src_sel: PodSelector, dst_sel: PodSelector, *, port: i
     src_of, src_members, skeys_u = _group(srcs, skeys, "S")
     dst_of, dst_members, dkeys_u = _group(dsts, dkeys, "D")
     n_s, n_d = len(src_members), len(dst_members)
+    service = None
+    if via_service and (method == "policy" or (method == "auto" and n_s * n_d > TRACE_LIMIT)):
+        # too many class pairs to trace: Services' endpoints and the policy rules evaluated
+        # (podnet.analysis.reach_service), over classes of its own
+        service = ServiceReach.of(cluster)
+        if service is not None:
+            skeys, dkeys = service.keys(srcs, dsts, port, protocol)
+            src_of, src_members, skeys_u = _group(srcs, skeys, "S")
+            dst_of, dst_members, dkeys_u = _group(dsts, dkeys, "D")
+            n_s, n_d = len(src_members), len(dst_members)
+            method = "policy"
     if method == "auto":
         method = "trace" if model is None or n_s * n_d <= TRACE_LIMIT else "policy"
-    if method == "policy" and model is None:
-        raise UsageError(Problem("--via-service needs tracing", hint="leave the method auto"))
+    if method == "policy" and model is None and service is None:
+        raise UsageError(
+            Problem(
+                "--via-service is traced pair by pair in this cluster's modes",
+                hint="leave the method auto (the evaluation covers flannel with kube-proxy "
+                "in iptables mode, without masquerade-all)",
+            )
+        )
     picker = _Picker(src_members, dst_members)
     traced: dict[tuple[int, int], Cell] = {}
     reps: dict[tuple[int, int], tuple[str, str]] = {}
@@ -256,9 +278,12 @@ def compute_reach(loaded, src_sel: PodSelector, dst_sel: PodSelector, *, port: i
                 row.append(SELF if c.verdict == "self" else TRACED)
             rows.append("".join(row))
     else:
-        rows, reasons = _by_policy(model, skeys_u, dkeys_u, progress)
-        todo = [(i, j) for i, k in enumerate(skeys_u) for j, d in enumerate(dkeys_u)
-                if not (k[0] and d[0])]  # fmt: skip
+        if service is not None:
+            rows, todo, reasons = service.rows(skeys_u, dkeys_u, progress)
+        else:
+            rows, reasons = _by_policy(model, skeys_u, dkeys_u, progress)
+            todo = [(i, j) for i, k in enumerate(skeys_u) for j, d in enumerate(dkeys_u)
+                    if not (k[0] and d[0])]  # fmt: skip
         for n, (i, j) in enumerate(todo):
             progress("reach: tracing special classes", n, len(todo))
             traced[(i, j)] = run(i, j)

@@ -181,35 +181,15 @@ def _dst_texts(r: Reach) -> list[str]:
     return out
 
 
-def _service_for(cluster: Cluster, pod: Pod, port: int, proto: str):
-    """The first Service (by name) of the Pod's namespace that selects it and has a port whose
-    target is ``port`` (by number or by the Pod's port name), with that service port."""
-    for svc in sorted(cluster.services, key=lambda s: s.key):
-        sel = svc.spec.selector
-        if svc.namespace != pod.namespace or not sel or svc.cluster_ip is None:
-            continue
-        if any(pod.labels.get(k) != v for k, v in sel.items()):
-            continue
-        for sp in svc.spec.ports:
-            if sp.protocol.lower() != proto:
-                continue
-            t = sp.target
-            num = t if isinstance(t, int) else pod.named_port(t, sp.protocol)
-            if num == port:
-                return svc, sp
-    return None
-
-
 def _target(cluster: Cluster, pod: Pod, port: int | None, protocol: str | None,
             via_service: bool) -> Target | None:  # fmt: skip
     num, proto = _port_of(pod, port, protocol)
     if not via_service:
         return Target(pod.ip, num, proto, f"pod/{pod.key}:{num}", pod=pod)
-    found = _service_for(cluster, pod, num, proto)
-    if found is None:
-        return None
-    svc, sp = found
-    return Target(svc.cluster_ip, sp.port, proto, f"svc/{svc.key}:{sp.port}", service=svc)
+    # (imported here: podnet.analysis.reach_service builds on this module's cell codes)
+    from podnet.analysis.reach_service import service_target
+
+    return service_target(cluster, pod, num, proto)
 
 
 def _cell(trace) -> Cell:
@@ -225,17 +205,21 @@ def _cell(trace) -> Cell:
     )
 
 
-def _trace(loaded, s: Pod, d: Pod, port, protocol, via_service):
+def _trace(loaded, s: Pod, d: Pod, port, protocol, via_service, *, replies: bool = True):
     """The engine's trace of ``s`` -> ``d`` (None: no Service selects ``d`` on that port)."""
     target = _target(loaded.cluster, d, port, protocol, via_service)
     if target is None:
         return None
     origin = loaded.resolver().origin(SrcRef("pod", s.namespace, s.name, text=s.key))
-    return trace_between(loaded.network, origin, target, src_text=s.key, dst_text=target.label)
+    return trace_between(
+        loaded.network, origin, target, src_text=s.key, dst_text=target.label, replies=replies
+    )
 
 
 def _evaluate(loaded, s: Pod, d: Pod, port, protocol, via_service) -> Cell:
-    t = _trace(loaded, s, d, port, protocol, via_service)
+    # a cell is decided by the forward legs (Trace.verdict, the first path not delivered):
+    # the replies would cost as much again
+    t = _trace(loaded, s, d, port, protocol, via_service, replies=False)
     if t is None:
         return Cell("none", reason=f"no Service selects {d.key} on that port")
     return _cell(t)
