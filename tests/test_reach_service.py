@@ -5,6 +5,7 @@ sample there, and refused where the cluster's modes are not the ones it describe
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import tempfile
@@ -19,6 +20,7 @@ from test_check_model_props import _rule, _selector, cluster
 import podnet
 from podnet.analysis.reach import brute_force, compute_reach, parse_selector
 from podnet.analysis.reach_service import ServiceReach
+from podnet.cli import run
 from podnet.errors import UsageError
 from podnet.generate import Size, generate, write_yaml
 
@@ -160,3 +162,17 @@ def test_other_modes_are_traced(tmp_path):
     assert ServiceReach.of(loaded.cluster) is None
     with pytest.raises(UsageError, match="traced pair by pair"):
         compute_reach(loaded, ALL, ALL, via_service=True, method="policy")
+
+
+def test_command(tmp_path):
+    _generated(tmp_path)
+    out, err = io.StringIO(), io.StringIO()
+    code = run(["reach", "-f", str(tmp_path / "gen.yaml"), "--via-service", "-o", "json"], out, err)
+    assert code in (0, 1), err.getvalue()
+    d = json.loads(out.getvalue())
+    s = d["summary"]
+    assert d["via_service"] is True and d["level"] == "class"
+    assert s["method"] == "policy" and s["checked"] > 0 and s["disagreements"] == 0
+    assert s["allowed"] + s["denied"] + s["partial"] + s["unreachable"] == s["pairs"]
+    # destination classes are Services dialled (and the Pods no Service selects)
+    assert len(d["destination_classes"]) <= 100 + 2
