@@ -29,7 +29,8 @@ What is measured, per size:
   file's passing probes cost: a probe that fails its expectation is traced. In parentheses:
   another sample, with Pod->Service ``allow`` expectations, every probe traced
   (``--method trace``), nodes built on demand.
-- ``reach``: all Pods x all Pods (podnet.analysis.reach.compute_reach), over classes of Pods.
+- ``reach``: all Pods x all Pods (podnet.analysis.reach.compute_reach), over classes of Pods;
+  at S and M also through Services (``--via-service``), under the table.
 
 Times are CPU seconds of the measuring process (the machine may be busy with other work);
 ``load_build_wall_s`` in the JSON is the wall time of loading.
@@ -276,6 +277,26 @@ def _reach(loaded) -> dict:
     }
 
 
+VIA_SERVICE_SIZES = ("S", "M")
+"""Sizes where ``reach --via-service`` is measured too: at L it takes about 100 s (25 million
+class pairs, 3,800 hairpin pairs traced); at XL its classes (a source class per signature and
+Service it backs, a destination class per Service) are too many to hold."""
+
+
+def _reach_service(loaded) -> dict:
+    from podnet.analysis.reach import compute_reach, parse_selector
+
+    t = _clock()
+    r = compute_reach(loaded, parse_selector(None), parse_selector(None), via_service=True)
+    s = r.summary()
+    return {
+        "reach_service_s": _clock() - t,
+        "reach_service_note": f"{len(r.sources):,} x {len(r.dests):,} Pods through Services: "
+        f"{r.classes:,} classes, {s['class_pairs']:,} class pairs by {r.method}, {r.traces} "
+        f"traces, {s['disagreements']} disagreements, {_clock() - t:.1f} s",
+    }
+
+
 def measure(path: str, size: str, sample: int, probes: int, seed: int, reach: bool = True) -> dict:
     """Measure one size in this process (``worker`` mode): returns the row as a dict."""
     import podnet
@@ -328,6 +349,8 @@ def measure(path: str, size: str, sample: int, probes: int, seed: int, reach: bo
                 row["check_modelled"], row["check_model_traces"] = run.modelled, run.traced
                 row["check_disagreements"] = len(run.disagreements)
     row.update(_reach(loaded) if reach else {"reach_s": None, "reach_note": "skipped"})
+    if reach and size in VIA_SERVICE_SIZES:
+        row.update(_reach_service(loaded))
     row["peak_rss_mib"] = _rss_mib()
     return row
 
@@ -425,6 +448,7 @@ def table(rows: list[dict]) -> str:
                 f"{r['check_disagreements']} disagreements"
             )
     notes = sorted({r["reach_note"] for r in rows if r.get("reach_note")})
+    notes += [r["reach_service_note"] for r in rows if r.get("reach_service_note")]
     return (
         "\n".join(lines + per_kind + ([""] + [f"reach: {n}" for n in notes] if notes else []))
         + "\n"
