@@ -258,6 +258,19 @@ def compute_reach(loaded, src_sel: PodSelector, dst_sel: PodSelector, *, port: i
 
     def run(i: int, j: int) -> Cell:
         nonlocal traces
+        if service is not None and dkeys_u[j][0] == "none":
+            # no Service selects the class's Pods on that port: nothing to trace (nor to
+            # pick nodes for)
+            d, s = dst_members[j][0], src_members[i][0]
+            if s is d:  # two distinct Pods, as the picker gives
+                if len(dst_members[j]) > 1:
+                    d = dst_members[j][1]
+                elif len(src_members[i]) > 1:
+                    s = src_members[i][1]
+                else:
+                    return _CODE_CELL[SELF]
+            reps[(i, j)] = (keys[id(s)], keys[id(d)])
+            return Cell("none", reason=f"no Service selects {d.key} on that port")
         pair = picker.pair(i, j)
         if pair is None:
             return _CODE_CELL[SELF]

@@ -27,14 +27,24 @@ from podnet.model.cluster import Cluster, Pod
 
 
 def _block_signature(cluster: Cluster, ip: IPv4Address) -> tuple[bool, ...]:
-    blocks = []
-    for pol in cluster.policies:
-        for rule in pol.ingress + pol.egress:
-            for peer in rule.peers:
-                if peer.ip_block is not None:
-                    b = peer.ip_block
-                    blocks.append(ip in b.cidr and not any(ip in e for e in b.excepts))
-    return tuple(blocks)
+    return tuple(ip in c and not any(ip in e for e in x) for c, x in _blocks(cluster))
+
+
+def _blocks(cluster: Cluster) -> tuple:
+    """Every policy peer's ipBlock (cidr, excepts), in policy order (made once per Cluster
+    object: a table asks for each Pod)."""
+    if _BLOCKS[0] is not cluster:
+        found = []
+        for pol in cluster.policies:
+            for rule in pol.ingress + pol.egress:
+                for peer in rule.peers:
+                    if peer.ip_block is not None:
+                        found.append((peer.ip_block.cidr, peer.ip_block.excepts))
+        _BLOCKS[0], _BLOCKS[1] = cluster, tuple(found)
+    return _BLOCKS[1]
+
+
+_BLOCKS: list = [None, None]
 
 
 def pod_class(cluster: Cluster, pod: Pod) -> tuple:

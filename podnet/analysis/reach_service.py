@@ -29,7 +29,13 @@ from __future__ import annotations
 
 from podnet.analysis.check_model import CheckModel, _evaluate, _ordinary, check_model
 from podnet.analysis.reach_classes import _port_of, pod_class
-from podnet.analysis.reach_policy import dst_signature, isolating, src_signature
+from podnet.analysis.reach_policy import (
+    chain,
+    dst_signature,
+    isolating,
+    port_ok,
+    src_signature,
+)
 from podnet.analysis.reach_result import ALLOW, DENY_EG, DENY_IN, TRACED
 from podnet.model.cluster import Cluster, Pod
 from podnet.trace.resolve import Target
@@ -89,6 +95,7 @@ class ServiceReach:
         self.cm = model
         self.targets: dict[tuple, Target | None] = {}  # destination key -> target
         self._profiles: dict[tuple, tuple | None] = {}
+        self._counts: dict[tuple, dict[tuple, int]] = {}  # endpoints per profile entry
 
     @staticmethod
     def of(cluster: Cluster) -> ServiceReach | None:
@@ -115,7 +122,9 @@ class ServiceReach:
                 self.targets.setdefault(key, t)
                 memo[mk] = key
             dkeys.append(key)
-        served: dict[str, list[tuple]] = {}  # endpoint address -> the targets it serves
+        # endpoint address -> the targets it serves, with its port there: the endpoints a
+        # described target connects to, every endpoint of one that is traced
+        served: dict[str, list[tuple]] = {}
         by_node = False
         for key, t in self.targets.items():
             if t is None:
@@ -123,8 +132,9 @@ class ServiceReach:
             info = self.cm._port(t)
             if info is None:
                 continue
-            for e in info.endpoints:
-                served.setdefault(e.ip, []).append(key)
+            eps = info.endpoints if self.profile(key) is None else info.cluster_endpoints()
+            for e in eps:
+                served.setdefault(e.ip, []).append((key, e.port))
             by_node = by_node or self._node_dependent(info)
         m = self.cm.model
         skeys = []
@@ -168,14 +178,16 @@ class ServiceReach:
         if info is not None and info.affinity_timeout is None and info.uses_cluster_endpoints:
             eps = info.cluster_endpoints()
             m = self.cm.model
-            seen: dict[tuple, None] = {}
+            seen: dict[tuple, int] = {}
             for e in eps:
                 pod = self.cm._pod_at(e.ip)
                 if pod is None or not _ordinary(pod):
                     seen = {}
                     break
-                seen.setdefault((dst_signature(m, pod), t.protocol.lower(), e.port))
+                k = (dst_signature(m, pod), t.protocol.lower(), e.port)
+                seen[k] = seen.get(k, 0) + 1
             out = tuple(seen) or None  # no endpoints: traced (see check_model)
+            self._counts[dkey] = seen
         self._profiles[dkey] = out
         return out
 
@@ -204,14 +216,23 @@ class ServiceReach:
                 row = "".join([codes[x] for x in pid])
                 hit = by_sig[sig] = (row, [j for j, c in enumerate(row) if c == TRACED])
             row, traced = hit
-            hairpin = [col[t] for t in key[2] if t in col]
+            hairpin = {}
+            for t, p in key[2]:
+                j = col.get(t)
+                if j is not None:
+                    hairpin[j] = self._hairpin(sig, key[3], t, p, profiles[j])
             if hairpin:
                 chars = list(row)
-                for j in hairpin:
-                    chars[j] = TRACED
+                for j, code in hairpin.items():
+                    chars[j] = code
                 row = "".join(chars)
             rows.append(row)
-            todo += [(i, j) for j in sorted(set(traced) | set(hairpin))]
+            if hairpin:  # the base row's traced pairs, the hairpin ones changed
+                mine = set(traced) - hairpin.keys()
+                mine |= {j for j, c in hairpin.items() if c == TRACED}
+                todo += [(i, j) for j in sorted(mine)]
+            else:
+                todo += [(i, j) for j in traced]
 
         def reasons(i: int, j: int, direction: str) -> str:
             sig = skeys[i][1]
@@ -239,6 +260,54 @@ class ServiceReach:
             # denial is the one the trace names
             return DENY_EG if denials[0] == "egress" else DENY_IN
         return TRACED  # some endpoints only: traced for its words
+
+    def _hairpin(self, sig: tuple, own: tuple, dkey: tuple, port: int, profile) -> str:
+        """The code of a source that is one of the target's endpoints (on ``port``): its
+        connection goes to the other endpoints and, through the bridge's hairpin, to itself."""
+        if profile is None or profile == NONE:
+            return TRACED
+        proto = dkey[2]
+        mine = (own, proto, port)
+        counts = self._counts[dkey]
+        denials = []
+        for entry in profile:
+            if entry == mine:
+                denials.append(self._self_denial(sig, own, proto, port))
+                if counts[entry] == 1:  # no other endpoint like it
+                    continue
+            denials.append(self._denial(sig, *entry))
+        if all(x is None for x in denials):
+            return ALLOW
+        if all(x is not None for x in denials):
+            return DENY_EG if denials[0] == "egress" else DENY_IN
+        return TRACED
+
+    def _self_denial(self, sig: tuple, own: tuple, proto: str, port: int) -> str | None:
+        """A Pod's connection to itself through its Service: kube-router's Pod chain (pod.go)
+        holds both directions' jumps, guarded by ``-d`` and ``-s`` the Pod's address, and
+        both guards match; its policies' rules mark the packet, and only an unmarked one is
+        rejected at the chain's end. So it is accepted when the Pod is not isolated in one of
+        the directions (the default chain marks it) or any rule of its ingress or egress
+        policies admits the Pod to itself."""
+        memo = self.cm._verdicts
+        key = ("self", sig, own, proto, port)
+        if key not in memo:
+            m = self.cm.model
+            mine = chain(m, sig, "egress") + chain(m, own, "ingress")
+            have_s, have_d = set(sig), set(own)
+            ok = (
+                not chain(m, sig, "egress")
+                or not chain(m, own, "ingress")
+                or any(
+                    (r.src is None or r.src in have_s)
+                    and (r.dst is None or r.dst in have_d)
+                    and port_ok(r, proto, port)
+                    for p in mine
+                    for r in p.rules
+                )
+            )
+            memo[key] = None if ok else "ingress"
+        return memo[key]
 
     def _denial(self, sig: tuple, dsig: tuple, proto: str, port: int) -> str | None:
         """check_model's verdict of one signature pair, in its memo."""
