@@ -10,19 +10,23 @@ What a source Pod finds at a target is what podnet.analysis.check_model answers 
 connection to each of the port's cluster endpoints, each accepted when the source's policy
 chain lets it out and the endpoint's lets it in. That depends on the source only through its
 policy signature (the atoms the agent's rules test) and, for a *hairpin* connection (the source
-is one of the target's endpoints), on which targets it serves and its signature as an endpoint: a
-source class is the signature, the served targets (with its endpoint signature), and the node
-where the verdict can depend on it (a target with
-``internalTrafficPolicy: Local``, an endpoint that is not an ordinary Pod). Sources the model
-does not cover (hostNetwork, finished Pods) are classes per :func:`pod_class` and node.
+is one of the target's endpoints), on which targets it serves (on which port) and its signature
+as an endpoint: its connection to itself passes kube-router's Pod chain once with both
+directions' jumps (:meth:`ServiceReach._self_denial`). A source class is the signature, the
+served targets with the endpoint signature, and the node where the verdict can depend on it (a
+target with ``internalTrafficPolicy: Local``, an endpoint that is not an ordinary Pod). Sources
+the model does not cover (hostNetwork, finished Pods) are classes per :func:`pod_class` and
+node.
 
 A class pair is then ``allow`` (every endpoint accepted), ``deny`` (none; the first endpoint's
-denial names the chain: the source's egress or the endpoint's ingress) or traced: hairpin
-pairs, partial ones, targets the model does not describe (session affinity, local traffic
-policy, no endpoints, endpoints that are not ordinary Pods) and the other sources' pairs.
-Each signature's row is evaluated once over the distinct endpoint profiles of the targets.
-podnet.analysis.reach traces a sample of the evaluated pairs as a check, as it does for the
-policy evaluation at the Pod IP.
+denial names the chain: the source's egress or the endpoint's ingress — where both refuse on
+one node, kube-router's order of its Pods' jumps decides which the trace names) or traced:
+partial pairs, targets the model does not describe (session affinity, local traffic policy, no
+endpoints, endpoints that are not ordinary Pods) and the other sources' pairs; ``?`` where no
+Service selects the destination. Each signature's row is evaluated once over the distinct
+endpoint profiles of the targets. podnet.analysis.reach traces a sample of the evaluated pairs
+as a check, as it does for the policy evaluation at the Pod IP; tests/test_reach_service.py
+holds the tables to tracing every pair.
 """
 
 from __future__ import annotations
