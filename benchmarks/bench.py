@@ -256,19 +256,26 @@ def _current_rss_kib() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def _reach(loaded) -> dict:
-    try:
-        from podnet.analysis.reach import compute_reach, parse_selector
-    except ImportError:
-        return {"reach_s": None, "reach_note": "n/a: podnet.analysis.reach does not exist yet"}
+def _reach(loaded, via_service: bool = False) -> dict:
+    """All Pods x all Pods, at the Pod IP (keys ``reach_*``) or through Services
+    (``reach_service_*``)."""
+    from podnet.analysis.reach import compute_reach, parse_selector
+
     t = _clock()
-    r = compute_reach(loaded, parse_selector(None), parse_selector(None))
+    r = compute_reach(loaded, parse_selector(None), parse_selector(None), via_service=via_service)
+    dt = _clock() - t
     s = r.summary()
-    return {
-        "reach_s": _clock() - t,
-        "reach_note": f"{len(r.sources):,} x {len(r.dests):,} Pods: {r.classes:,} classes, "
+    how = " through Services" if via_service else ""
+    note = (
+        f"{len(r.sources):,} x {len(r.dests):,} Pods{how}: {r.classes:,} classes, "
         f"{s['class_pairs']:,} class pairs by {r.method}, {r.traces} traces, "
-        f"{s['disagreements']} disagreements",
+        f"{s['disagreements']} disagreements"
+    )
+    if via_service:
+        return {"reach_service_s": dt, "reach_service_note": f"{note}, {dt:.1f} s"}
+    return {
+        "reach_s": dt,
+        "reach_note": note,
         "reach_classes": r.classes,
         "reach_class_pairs": s["class_pairs"],
         "reach_traces": r.traces,
@@ -278,22 +285,7 @@ def _reach(loaded) -> dict:
 
 
 VIA_SERVICE_SIZES = ("S", "M", "L", "XL")
-"""Sizes where ``reach --via-service`` is measured too (at XL: 100 million class pairs, about a
-minute and 1.6 GiB)."""
-
-
-def _reach_service(loaded) -> dict:
-    from podnet.analysis.reach import compute_reach, parse_selector
-
-    t = _clock()
-    r = compute_reach(loaded, parse_selector(None), parse_selector(None), via_service=True)
-    s = r.summary()
-    return {
-        "reach_service_s": _clock() - t,
-        "reach_service_note": f"{len(r.sources):,} x {len(r.dests):,} Pods through Services: "
-        f"{r.classes:,} classes, {s['class_pairs']:,} class pairs by {r.method}, {r.traces} "
-        f"traces, {s['disagreements']} disagreements, {_clock() - t:.1f} s",
-    }
+"""Sizes where ``reach --via-service`` is measured too (at XL: 100 million class pairs)."""
 
 
 def measure(path: str, size: str, sample: int, probes: int, seed: int, reach: bool = True) -> dict:
@@ -349,7 +341,7 @@ def measure(path: str, size: str, sample: int, probes: int, seed: int, reach: bo
                 row["check_disagreements"] = len(run.disagreements)
     row.update(_reach(loaded) if reach else {"reach_s": None, "reach_note": "skipped"})
     if reach and size in VIA_SERVICE_SIZES:
-        row.update(_reach_service(loaded))
+        row.update(_reach(loaded, via_service=True))
     row["peak_rss_mib"] = _rss_mib()
     return row
 

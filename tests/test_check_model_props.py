@@ -101,15 +101,20 @@ def cluster(draw):
             "metadata": {"name": f"s{i}", "namespace": draw(st.sampled_from(["x", "y"]))},
             "spec": {"selector": {"app": draw(st.sampled_from(APPS))}, "ports": sports},
         })  # fmt: skip
-    for i in range(draw(st.integers(0, 3))):
-        types = draw(st.sampled_from([["Ingress"], ["Egress"], ["Ingress", "Egress"]]))
-        spec = {"podSelector": _selector(draw), "policyTypes": types}
-        for t in types:
-            spec[t.lower()] = draw(st.lists(_rule(t.lower()), max_size=2))
-        docs.append({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-                     "metadata": {"name": f"np{i}", "namespace": draw(st.sampled_from(["x", "y"]))},
-                     "spec": spec})  # fmt: skip
+    docs += [draw(policy(f"np{i}")) for i in range(draw(st.integers(0, 3)))]
     return docs
+
+
+@st.composite
+def policy(draw, name: str):
+    """A NetworkPolicy of namespace x or y, of any types, with up to two rules each way."""
+    types = draw(st.sampled_from([["Ingress"], ["Egress"], ["Ingress", "Egress"]]))
+    spec = {"podSelector": _selector(draw), "policyTypes": types}
+    for t in types:
+        spec[t.lower()] = draw(st.lists(_rule(t.lower()), max_size=2))
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": name, "namespace": draw(st.sampled_from(["x", "y"]))},
+            "spec": spec}  # fmt: skip
 
 
 def _probes(loaded) -> tuple[Probe, ...]:

@@ -15,7 +15,7 @@ import pytest
 from fuzz_support import budget
 from hypothesis import given
 from hypothesis import strategies as st
-from test_check_model_props import _rule, _selector, cluster
+from test_check_model_props import cluster, policy
 
 import podnet
 from podnet.analysis.reach import brute_force, compute_reach, parse_selector
@@ -82,14 +82,7 @@ def served_cluster(draw):
                 "spec": {"selector": {"app": app}, "ports": [
                     {"name": "http", "port": 80, "protocol": "TCP", "targetPort": "http"}]},
             })  # fmt: skip
-    for i in range(draw(st.integers(0, 2))):  # more policies
-        types = draw(st.sampled_from([["Ingress"], ["Egress"], ["Ingress", "Egress"]]))
-        spec = {"podSelector": _selector(draw), "policyTypes": types}
-        for t in types:
-            spec[t.lower()] = draw(st.lists(_rule(t.lower()), max_size=2))
-        docs.append({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-                     "metadata": {"name": f"extra{i}", "namespace": draw(st.sampled_from(["x", "y"]))},
-                     "spec": spec})  # fmt: skip
+    docs += [draw(policy(f"extra{i}")) for i in range(draw(st.integers(0, 2)))]
     return docs
 
 
