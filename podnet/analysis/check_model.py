@@ -74,6 +74,7 @@ class CheckModel:
         self._ports: dict | None = None
         self._pod_by_ip: dict | None = None
         self._verdicts: dict[tuple, str | None] = {}
+        self._groups: dict[int, tuple] = {}  # id(port) -> (port, its endpoint groups)
 
     # ------------------------------------------------------------------ built on first use
 
@@ -119,35 +120,66 @@ class CheckModel:
         port = self._port(target)
         if port is None or port.affinity_timeout is not None or not port.uses_cluster_endpoints:
             return None
-        eps = port.cluster_endpoints()
-        if not eps:
-            # kube-proxy's "has no endpoints" REJECT sits in filter FORWARD after the policy
-            # agent's chain, which ACCEPTs what its policies allow: whether the client is
-            # refused or its packet leaves for the underlay depends on that order (traced)
-            return None
-        reached = []
-        for e in eps:
-            pod = self._pod_at(e.ip)
-            if pod is None or pod is src or not _ordinary(pod):
-                return None  # hairpin, a hostNetwork or unknown endpoint: traced
-            if self._denial(src, pod, proto, e.port) is None:
-                reached.append(pod.key)
-        if len(reached) == len(eps):
-            return Answer("allow", None, tuple(sorted(set(reached))), False)
+        groups = self._endpoints(port)
+        if groups is None or str(src.ip) in groups[1]:
+            return None  # no endpoints, a hairpin, a hostNetwork or unknown endpoint: traced
+        m = self.model
+        s = src_signature(m, src)
+        reached: list[str] = []
+        denied = False
+        for (d, eport), keys in groups[0]:
+            if self._verdict(s, d, proto, eport) is None:
+                reached += keys
+            else:
+                denied = True
+        if not denied:
+            return Answer("allow", None, groups[2], False)
         if not reached:
             return Answer("deny", "reject", (), False)
         return Answer("partial", None, tuple(sorted(set(reached))), False)
+
+    def _endpoints(self, port) -> tuple | None:
+        """The port's cluster endpoints grouped by what the policy rules test of them (their
+        signature as a destination, and their port), each group's Pods, in kube-proxy's
+        order; with the endpoints' addresses and every Pod's key (sorted). None when the
+        model does not describe them: no endpoints (kube-proxy's "has no endpoints" REJECT
+        sits in filter FORWARD after the policy agent's chain, which ACCEPTs what its
+        policies allow: whether the client is refused or its packet leaves for the underlay
+        depends on that order), or an endpoint that is not an ordinary Pod. Made once per
+        port: a Service's probes from every source share it."""
+        hit = self._groups.get(id(port))
+        if hit is not None and hit[0] is port:
+            return hit[1]
+        m = self.model
+        eps = port.cluster_endpoints()
+        groups: dict[tuple, list[str]] = {}
+        out = None
+        if eps:
+            for e in eps:
+                pod = self._pod_at(e.ip)
+                if pod is None or not _ordinary(pod):
+                    groups = {}
+                    break
+                groups.setdefault((dst_signature(m, pod), e.port), []).append(pod.key)
+            if groups:
+                keys = tuple(sorted({k for v in groups.values() for k in v}))
+                out = (tuple(groups.items()), frozenset(e.ip for e in eps), keys)
+        self._groups[id(port)] = (port, out)
+        return out
 
     def _denial(self, src: Pod, dst: Pod, proto: str, port: int) -> str | None:
         """None when both Pods' chains accept ``src`` -> ``dst`` on ``proto``/``port``, else
         ``egress`` or ``ingress``: the chain that rejects it first (the source's runs first)."""
         m = self.model
         # the atoms that matter (rules test only these): Pods alike share one evaluation
-        s, d = src_signature(m, src), dst_signature(m, dst)
+        return self._verdict(src_signature(m, src), dst_signature(m, dst), proto, port)
+
+    def _verdict(self, s: tuple, d: tuple, proto: str, port: int) -> str | None:
+        """:func:`_evaluate` of two signatures, memoized."""
         key = (s, d, proto, port)
         hit = self._verdicts.get(key, _MISS)
         if hit is _MISS:
-            hit = self._verdicts[key] = _evaluate(m, s, d, proto, port)
+            hit = self._verdicts[key] = _evaluate(self.model, s, d, proto, port)
         return hit
 
 

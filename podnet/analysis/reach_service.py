@@ -31,7 +31,7 @@ holds the tables to tracing every pair.
 
 from __future__ import annotations
 
-from podnet.analysis.check_model import CheckModel, _evaluate, _ordinary, check_model
+from podnet.analysis.check_model import CheckModel, _ordinary, check_model
 from podnet.analysis.reach_classes import _port_of, pod_class
 from podnet.analysis.reach_policy import (
     chain,
@@ -315,11 +315,7 @@ class ServiceReach:
 
     def _denial(self, sig: tuple, dsig: tuple, proto: str, port: int) -> str | None:
         """check_model's verdict of one signature pair, in its memo."""
-        memo = self.cm._verdicts
-        key = (sig, dsig, proto, port)
-        if key not in memo:
-            memo[key] = _evaluate(self.cm.model, sig, dsig, proto, port)
-        return memo[key]
+        return self.cm._verdict(sig, dsig, proto, port)
 
 
 def _declared(pod: Pod) -> tuple:
