@@ -342,6 +342,9 @@ COVERED = [
     ("pod-to-service-denied", {"src": "x/c", "service": "x/sb", "port": 80}, Answer("deny", "reject", (), False)),
     ("pod-to-clusterip", {"src": "x/c", "service": "x/clients", "port": 80}, Answer("allow", None, ("x/a", "x/d"), False)),
     ("udp", {"src": "x/a", "to": "x/c", "port": 53, "protocol": "UDP"}, Answer("allow", None, ("x/c",), False)),
+    # a hairpin: the client reaches itself through the bridge, masqueraded (KUBE-MARK-MASQ)
+    ("hairpin", {"src": "x/a", "service": "x/sa", "port": 80}, Answer("allow", None, ("x/a",), True)),
+    ("hairpin-among-others", {"src": "x/a", "service": "x/clients", "port": 80}, Answer("allow", None, ("x/a", "x/d"), True)),
 ]  # fmt: skip
 
 
@@ -375,8 +378,6 @@ UNCOVERED = [
     ("to-itself", {"src": "x/a", "to": "x/a", "port": 8080}),
     ("to-a-hostnetwork-pod", {"src": "x/a", "to": "x/h", "port": 9100}),
     ("to-a-finished-pod", {"src": "x/a", "to": "x/done", "port": 8080}),
-    ("hairpin", {"src": "x/a", "service": "x/sa", "port": 80}),
-    ("hairpin-among-others", {"src": "x/a", "service": "x/clients", "port": 80}),
     ("hostnetwork-endpoint", {"src": "x/a", "service": "x/host", "port": 9100}),
     ("session-affinity", {"src": "x/a", "service": "x/sticky", "port": 80}),
     ("internal-traffic-policy-local", {"src": "x/a", "service": "x/local", "port": 80}),
@@ -500,10 +501,10 @@ def test_model_and_trace_agree_on_every_pair_of_the_small_cluster(tmp_path, extr
     loaded = _edges(tmp_path, extra, more)
     b = _both(loaded, _every_pair(loaded))
     covered, _ = _assert_same(b, extra or "default")
-    # a, b, c, d with each other (not themselves) on 2 ports: 24; sb from a, c, d, sa from b, c,
-    # d, clients from b, c, each twice: 16. The rest involve h, done, themselves or Services
-    # the model leaves to the trace
-    assert len(b.probes) == 156 and covered == 40
+    # a, b, c, d with each other (not themselves) on 2 ports: 24; sb, sa and clients from each
+    # of a, b, c, d (its own Service too: a hairpin), each twice: 24. The rest involve h, done,
+    # themselves or Services the model leaves to the trace
+    assert len(b.probes) == 156 and covered == 48
     assert {m.verdict for m in b.model} >= {"allow", "deny"}
 
 

@@ -11,8 +11,10 @@ from) without SNAT (no masquerade-all; the client is inside the cluster CIDR), a
 agent's chains accept the connection when the source Pod's chain lets it out and the
 destination Pod's chain lets it in (REJECT otherwise). :class:`CheckModel` answers the probes
 that fit that description and says None for every other (hostNetwork or finished Pods, node or
-external clients, addresses other than a ClusterIP, hairpin connections, session affinity, local traffic
-policy, Services without endpoints, other cluster modes): those are traced.
+external clients, addresses other than a ClusterIP, session affinity, local traffic policy,
+Services without endpoints, other cluster modes): those are traced. A *hairpin* connection (the
+client is one of the Service's endpoints) is answered too: its connection to itself passes its
+own firewall chain once with both directions' rules (:meth:`CheckModel._self_verdict`).
 
 The answers are held to the trace: podnet.analysis.check traces every probe whose answer misses
 its expectation and a sample of the others, and tests/test_check_model.py compares every probe of
@@ -121,27 +123,68 @@ class CheckModel:
         if port is None or port.affinity_timeout is not None or not port.uses_cluster_endpoints:
             return None
         groups = self._endpoints(port)
-        if groups is None or str(src.ip) in groups[1]:
-            return None  # no endpoints, a hairpin, a hostNetwork or unknown endpoint: traced
+        if groups is None:
+            return None  # no endpoints, a hostNetwork or unknown endpoint: traced
         m = self.model
         s = src_signature(m, src)
+        # a hairpin: the client is one of the endpoints, and reaches itself through the bridge
+        mine = groups[1].get(str(src.ip))
+        own = None if mine is None else (dst_signature(m, src), mine)
         reached: list[str] = []
-        denied = False
+        denied = masq = False
         for (d, eport), keys in groups[0]:
+            if (d, eport) == own:
+                keys = [k for k in keys if k != src.key]
+                if self._self_verdict(s, d, proto, eport) is None:
+                    # accepted, and masqueraded: kube-proxy's KUBE-SEP rule marks a
+                    # connection from the endpoint itself (KUBE-MARK-MASQ)
+                    reached.append(src.key)
+                    masq = True
+                else:
+                    denied = True
+                if not keys:
+                    continue
             if self._verdict(s, d, proto, eport) is None:
                 reached += keys
             else:
                 denied = True
         if not denied:
-            return Answer("allow", None, groups[2], False)
+            return Answer("allow", None, groups[2], masq)
         if not reached:
             return Answer("deny", "reject", (), False)
-        return Answer("partial", None, tuple(sorted(set(reached))), False)
+        return Answer("partial", None, tuple(sorted(set(reached))), masq)
+
+    def _self_verdict(self, sig: tuple, own: tuple, proto: str, port: int) -> str | None:
+        """A Pod's connection to itself through its Service: kube-router's Pod chain (pod.go)
+        holds both directions' jumps, guarded by ``-d`` and ``-s`` the Pod's address, and
+        both guards match; its policies' rules mark the packet, and only an unmarked one is
+        rejected at the chain's end. So it is accepted (None) when the Pod is not isolated in
+        one of the directions (the default chain marks it) or any rule of its ingress or
+        egress policies admits the Pod to itself; else ``ingress``."""
+        key = ("self", sig, own, proto, port)
+        hit = self._verdicts.get(key, _MISS)
+        if hit is _MISS:
+            m = self.model
+            out_, in_ = chain(m, sig, "egress"), chain(m, own, "ingress")
+            have_s, have_d = set(sig), set(own)
+            ok = (
+                not out_
+                or not in_
+                or any(
+                    (r.src is None or r.src in have_s)
+                    and (r.dst is None or r.dst in have_d)
+                    and port_ok(r, proto, port)
+                    for p in out_ + in_
+                    for r in p.rules
+                )
+            )
+            hit = self._verdicts[key] = None if ok else "ingress"
+        return hit
 
     def _endpoints(self, port) -> tuple | None:
         """The port's cluster endpoints grouped by what the policy rules test of them (their
         signature as a destination, and their port), each group's Pods, in kube-proxy's
-        order; with the endpoints' addresses and every Pod's key (sorted). None when the
+        order; with each endpoint address's port and every Pod's key (sorted). None when the
         model does not describe them: no endpoints (kube-proxy's "has no endpoints" REJECT
         sits in filter FORWARD after the policy agent's chain, which ACCEPTs what its
         policies allow: whether the client is refused or its packet leaves for the underlay
@@ -163,7 +206,7 @@ class CheckModel:
                 groups.setdefault((dst_signature(m, pod), e.port), []).append(pod.key)
             if groups:
                 keys = tuple(sorted({k for v in groups.values() for k in v}))
-                out = (tuple(groups.items()), frozenset(e.ip for e in eps), keys)
+                out = (tuple(groups.items()), {e.ip: e.port for e in eps}, keys)
         self._groups[id(port)] = (port, out)
         return out
 

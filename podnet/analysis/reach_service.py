@@ -34,10 +34,8 @@ from __future__ import annotations
 from podnet.analysis.check_model import CheckModel, _ordinary, check_model
 from podnet.analysis.reach_classes import _port_of, pod_class
 from podnet.analysis.reach_policy import (
-    chain,
     dst_signature,
     isolating,
-    port_ok,
     src_signature,
 )
 from podnet.analysis.reach_result import ALLOW, DENY_EG, DENY_IN, TRACED
@@ -287,31 +285,8 @@ class ServiceReach:
         return TRACED
 
     def _self_denial(self, sig: tuple, own: tuple, proto: str, port: int) -> str | None:
-        """A Pod's connection to itself through its Service: kube-router's Pod chain (pod.go)
-        holds both directions' jumps, guarded by ``-d`` and ``-s`` the Pod's address, and
-        both guards match; its policies' rules mark the packet, and only an unmarked one is
-        rejected at the chain's end. So it is accepted when the Pod is not isolated in one of
-        the directions (the default chain marks it) or any rule of its ingress or egress
-        policies admits the Pod to itself."""
-        memo = self.cm._verdicts
-        key = ("self", sig, own, proto, port)
-        if key not in memo:
-            m = self.cm.model
-            mine = chain(m, sig, "egress") + chain(m, own, "ingress")
-            have_s, have_d = set(sig), set(own)
-            ok = (
-                not chain(m, sig, "egress")
-                or not chain(m, own, "ingress")
-                or any(
-                    (r.src is None or r.src in have_s)
-                    and (r.dst is None or r.dst in have_d)
-                    and port_ok(r, proto, port)
-                    for p in mine
-                    for r in p.rules
-                )
-            )
-            memo[key] = None if ok else "ingress"
-        return memo[key]
+        """check_model's verdict of a Pod's connection to itself through its Service."""
+        return self.cm._self_verdict(sig, own, proto, port)
 
     def _denial(self, sig: tuple, dsig: tuple, proto: str, port: int) -> str | None:
         """check_model's verdict of one signature pair, in its memo."""
