@@ -5,6 +5,7 @@ sample there, and refused where the cluster's modes are not the ones it describe
 
 from __future__ import annotations
 
+import doctest
 import io
 import json
 import random
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 from test_check_model_props import cluster, policy
 
 import podnet
+import podnet.analysis.reach_service
 from podnet.analysis.reach import brute_force, compute_reach, parse_selector
 from podnet.analysis.reach_service import ServiceReach
 from podnet.cli import run
@@ -155,6 +157,11 @@ def test_other_modes_are_traced(tmp_path):
     assert ServiceReach.of(loaded.cluster) is None
     with pytest.raises(UsageError, match="traced pair by pair"):
         compute_reach(loaded, ALL, ALL, via_service=True, method="policy")
+
+
+def test_documented_examples():
+    result = doctest.testmod(podnet.analysis.reach_service)
+    assert result.attempted >= 6 and result.failed == 0
 
 
 def test_command(tmp_path):

@@ -80,7 +80,17 @@ def service_for(cluster: Cluster, pod: Pod, port: int, proto: str):
 
 def service_target(cluster: Cluster, pod: Pod, port: int | None, protocol: str | None):
     """The :class:`Target` a cell through a Service dials for destination ``pod`` (None: no
-    Service selects it on that port)."""
+    Service selects it on that port).
+
+    >>> import podnet
+    >>> c = podnet.load().cluster  # the bundled demo
+    >>> backend = next(p for p in c.pods if p.labels.get("app") == "backend")
+    >>> service_target(c, backend, None, None).label  # its first port, 8080: the Service's 80
+    'svc/default/backend:80'
+    >>> frontend = next(p for p in c.pods if p.labels.get("app") == "frontend")
+    >>> service_target(c, frontend, None, None) is None  # no Service selects it
+    True
+    """
     num, proto = _port_of(pod, port, protocol)
     found = service_for(cluster, pod, num, proto)
     if found is None:
@@ -102,7 +112,16 @@ class ServiceReach:
     @staticmethod
     def of(cluster: Cluster) -> ServiceReach | None:
         """The table's evaluation for ``cluster``, or None when the model does not describe its
-        modes (another network plugin, proxy mode, masquerade-all): then every pair is traced."""
+        modes (another network plugin, proxy mode, masquerade-all): then every pair is traced.
+
+        >>> import podnet
+        >>> c = podnet.load().cluster
+        >>> sr = ServiceReach.of(c)
+        >>> pods = sorted(c.pods, key=lambda p: p.key)
+        >>> skeys, dkeys = sr.keys(pods, pods, None, None)
+        >>> sorted({k[0] for k in dkeys})  # Services dialled, and Pods no Service selects
+        ['none', 'svc']
+        """
         cm = check_model(cluster)
         return ServiceReach(cluster, cm) if cm.fits else None
 
