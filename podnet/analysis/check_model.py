@@ -12,7 +12,8 @@ agent's chains accept the connection when the source Pod's chain lets it out and
 destination Pod's chain lets it in (REJECT otherwise). :class:`CheckModel` answers the probes
 that fit that description and says None for every other (hostNetwork or finished Pods, node or
 external clients, addresses other than a ClusterIP, session affinity, local traffic policy,
-Services without endpoints, other cluster modes): those are traced. A *hairpin* connection (the
+Services without endpoints in a cluster with NetworkPolicies, other cluster modes): those are
+traced. A *hairpin* connection (the
 client is one of the Service's endpoints) is answered too: its connection to itself passes its
 own firewall chain once with both directions' rules (:meth:`CheckModel._self_verdict`).
 
@@ -124,7 +125,11 @@ class CheckModel:
             return None
         groups = self._endpoints(port)
         if groups is None:
-            return None  # no endpoints, a hostNetwork or unknown endpoint: traced
+            if not self.cluster.policies and not port.cluster_endpoints():
+                # no policy agent chains in filter FORWARD: kube-proxy's "has no endpoints"
+                # REJECT refuses the client at once (with policies, see _endpoints)
+                return Answer("deny", "reject", (), False)
+            return None  # no endpoints under the policy agent, an odd endpoint: traced
         m = self.model
         s = src_signature(m, src)
         # a hairpin: the client is one of the endpoints, and reaches itself through the bridge
