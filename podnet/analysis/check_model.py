@@ -171,18 +171,7 @@ class CheckModel:
         if hit is _MISS:
             m = self.model
             out_, in_ = chain(m, sig, "egress"), chain(m, own, "ingress")
-            have_s, have_d = set(sig), set(own)
-            ok = (
-                not out_
-                or not in_
-                or any(
-                    (r.src is None or r.src in have_s)
-                    and (r.dst is None or r.dst in have_d)
-                    and port_ok(r, proto, port)
-                    for p in out_ + in_
-                    for r in p.rules
-                )
-            )
+            ok = not out_ or not in_ or _admits(out_ + in_, sig, own, proto, port)
             hit = self._verdicts[key] = None if ok else "ingress"
         return hit
 
@@ -255,15 +244,21 @@ def _evaluate(m: Model, src: tuple, dst: tuple, proto: str, port: int) -> str | 
     """The policy verdict of one connection: the tests of reach_policy.evaluate for one pair of
     signatures instead of bitsets over classes; the source's chain runs first. A Pod no policy
     targets in a direction is not isolated in it."""
-    have_s, have_d = set(src), set(dst)
     for direction, atoms in (("egress", src), ("ingress", dst)):
         mine = chain(m, atoms, direction)
-        if mine and not any(
-            (r.src is None or r.src in have_s)
-            and (r.dst is None or r.dst in have_d)
-            and port_ok(r, proto, port)
-            for p in mine
-            for r in p.rules
-        ):
+        if mine and not _admits(mine, src, dst, proto, port):
             return direction
     return None
+
+
+def _admits(policies, src: tuple, dst: tuple, proto: str, port: int) -> bool:
+    """Whether a rule of ``policies`` marks a connection between Pods holding the atoms
+    ``src`` and ``dst`` on ``proto``/``port``."""
+    have_s, have_d = set(src), set(dst)
+    return any(
+        (r.src is None or r.src in have_s)
+        and (r.dst is None or r.dst in have_d)
+        and port_ok(r, proto, port)
+        for p in policies
+        for r in p.rules
+    )

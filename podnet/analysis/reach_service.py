@@ -12,7 +12,7 @@ chain lets it out and the endpoint's lets it in. That depends on the source only
 policy signature (the atoms the agent's rules test) and, for a *hairpin* connection (the source
 is one of the target's endpoints), on which targets it serves (on which port) and its signature
 as an endpoint: its connection to itself passes kube-router's Pod chain once with both
-directions' jumps (:meth:`ServiceReach._self_denial`). A source class is the signature, the
+directions' jumps (:meth:`podnet.analysis.check_model.CheckModel._self_verdict`). A source class is the signature, the
 served targets with the endpoint signature, and the node where the verdict can depend on it (a
 target with ``internalTrafficPolicy: Local``, an endpoint that is not an ordinary Pod). Sources
 the model does not cover (hostNetwork, finished Pods) are classes per :func:`pod_class` and
@@ -197,18 +197,14 @@ class ServiceReach:
         info = self.cm._port(t)
         out = None
         if info is not None and info.affinity_timeout is None and info.uses_cluster_endpoints:
-            eps = info.cluster_endpoints()
-            m = self.cm.model
-            seen: dict[tuple, int] = {}
-            for e in eps:
-                pod = self.cm._pod_at(e.ip)
-                if pod is None or not _ordinary(pod):
-                    seen = {}
-                    break
-                k = (dst_signature(m, pod), t.protocol.lower(), e.port)
-                seen[k] = seen.get(k, 0) + 1
-            out = tuple(seen) or None  # no endpoints: traced (see check_model)
-            self._counts[dkey] = seen
+            # the check model's groups of the port's endpoints (None: no endpoints, or one
+            # that is not an ordinary Pod: traced)
+            groups = self.cm._endpoints(info)
+            if groups is not None:
+                proto = t.protocol.lower()
+                counts = {(d, proto, p): len(keys) for (d, p), keys in groups[0]}
+                out = tuple(counts)
+                self._counts[dkey] = counts
         self._profiles[dkey] = out
         return out
 
@@ -273,7 +269,7 @@ class ServiceReach:
         """The class-pair code of a source signature at a target profile."""
         if profile is None or profile == NONE:
             return TRACED
-        denials = [self._denial(sig, d, proto, port) for d, proto, port in profile]
+        denials = [self.cm._verdict(sig, d, proto, port) for d, proto, port in profile]
         if all(x is None for x in denials):
             return ALLOW
         if all(x is not None for x in denials):
@@ -293,23 +289,15 @@ class ServiceReach:
         denials = []
         for entry in profile:
             if entry == mine:
-                denials.append(self._self_denial(sig, own, proto, port))
+                denials.append(self.cm._self_verdict(sig, own, proto, port))
                 if counts[entry] == 1:  # no other endpoint like it
                     continue
-            denials.append(self._denial(sig, *entry))
+            denials.append(self.cm._verdict(sig, *entry))
         if all(x is None for x in denials):
             return ALLOW
         if all(x is not None for x in denials):
             return DENY_EG if denials[0] == "egress" else DENY_IN
         return TRACED
-
-    def _self_denial(self, sig: tuple, own: tuple, proto: str, port: int) -> str | None:
-        """check_model's verdict of a Pod's connection to itself through its Service."""
-        return self.cm._self_verdict(sig, own, proto, port)
-
-    def _denial(self, sig: tuple, dsig: tuple, proto: str, port: int) -> str | None:
-        """check_model's verdict of one signature pair, in its memo."""
-        return self.cm._verdict(sig, dsig, proto, port)
 
 
 def _declared(pod: Pod) -> tuple:
