@@ -19,7 +19,10 @@ What is measured, per size:
   (they are built then); ``warm`` traces another connection (source port) between the same two
   ends: the engine answers the hook walks that did not read the port from its memo, as for any
   question asked again; ``fresh`` traces two other ends, never traced between, whose namespaces
-  were built first: no walk is memoized, what a new question costs.
+  were built first: no walk is memoized, what a new question costs. A delivered path is a
+  round trip (about twenty hops with the reply); a refused one ends after a few hops: the
+  warm medians by outcome (``delivered`` / ``refused``, over the traces of all kinds) compare
+  like with like across sizes, whose samples mix them differently.
 - node build: a sample of node namespaces not built yet, built and their rules compiled: time
   and memory (current RSS growth) per node; times the node count, what building all would cost.
 - ``check``: probes per second over a fixed random sample of probes (Pod->Service and
@@ -151,10 +154,30 @@ def _port(pod) -> int:
     return 80
 
 
+def _outcome(trace) -> str:
+    """``delivered`` when every path of the trace was delivered (a round trip: the forward
+    leg and its reply), ``refused`` when none was (dropped, denied, rejected: the forward leg
+    ends early and there is no reply), else ``mixed``."""
+    delivered = sum(p.disposition == "DELIVERED" for p in trace.paths)
+    if delivered == len(trace.paths):
+        return "delivered"
+    return "refused" if delivered == 0 else "mixed"
+
+
+OUTCOMES = ("delivered", "refused")
+"""The outcomes whose latency is given apart: a delivered path is a round trip of about twenty
+hops, a refused one a few hops of one leg, so the share of each in a sample moves the overall
+median (at M and beyond most sampled pairs cross a namespace's default-deny; at S most are
+delivered)."""
+
+
 def _time_traces(loaded, pairs: list[tuple[str, str]], fresh: list[tuple[str, str]]) -> dict:
     cold: list[float] = []
     warm: list[float] = []
     new: list[float] = []
+    by_outcome: dict[str, dict[str, list[float]]] = {
+        m: {o: [] for o in OUTCOMES} for m in ("warm", "fresh")
+    }
     paths = 0
     for src, dst in pairs:
         t = _clock()
@@ -165,6 +188,7 @@ def _time_traces(loaded, pairs: list[tuple[str, str]], fresh: list[tuple[str, st
         t = _clock()
         trace = loaded.trace(src, dst, sport=40001)
         warm.append((_clock() - t) / len(trace.paths))
+        by_outcome["warm"].get(_outcome(trace), []).append(warm[-1])
         paths += len(trace.paths)
     for src, dst in fresh:
         # fresh: two ends never traced between, their namespaces built: no walk memoized
@@ -172,9 +196,10 @@ def _time_traces(loaded, pairs: list[tuple[str, str]], fresh: list[tuple[str, st
         t = _clock()
         trace = loaded.trace(src, dst, sport=40002)
         new.append((_clock() - t) / len(trace.paths))
+        by_outcome["fresh"].get(_outcome(trace), []).append(new[-1])
     (cm, cp), (wm, wp), (fm, fp) = _quantiles(cold), _quantiles(warm), _quantiles(new)
     us = 1e6
-    return {
+    out = {
         "traces": len(pairs),
         "paths": paths,
         "warm_median_us": wm and wm * us,
@@ -183,7 +208,13 @@ def _time_traces(loaded, pairs: list[tuple[str, str]], fresh: list[tuple[str, st
         "fresh_p99_us": fp and fp * us,
         "cold_median_us": cm and cm * us,
         "cold_p99_us": cp and cp * us,
+        # the samples themselves, µs per path, for the medians by outcome over all kinds
+        "by_outcome_us": {
+            m: {o: [round(v * us, 1) for v in vs] for o, vs in lists.items()}
+            for m, lists in by_outcome.items()
+        },
     }
+    return out
 
 
 def _probes(cluster, count: int, rng: random.Random, expect: bool = True):
@@ -322,6 +353,11 @@ def measure(path: str, size: str, sample: int, probes: int, seed: int, reach: bo
     for m in ("warm", "fresh"):
         ms = [v for r in row["trace"].values() for v in [r[f"{m}_median_us"]] if v is not None]
         row[f"trace_{m}_median_us"] = statistics.median(ms) if ms else None
+        # like for like across sizes: the median of each outcome over the traces of all kinds
+        for o in OUTCOMES:
+            vs = [v for r in row["trace"].values() for v in r["by_outcome_us"][m][o]]
+            row[f"trace_{m}_{o}_median_us"] = statistics.median(vs) if vs else None
+            row[f"trace_{m}_{o}_traces"] = len(vs)
     row.update(_node_builds(loaded, rng))
     if probes:
         from podnet.analysis.check import run_check
@@ -398,6 +434,7 @@ def table(rows: list[dict]) -> str:
         "first trace s",
         "RSS MiB (load / peak)",
         "trace warm µs/path median (p99)",
+        "warm µs/path: delivered / refused (traces)",
         "trace fresh / cold µs/path median",
         "node build ms / KiB",
         "check probes/s (all traced)",
@@ -414,6 +451,7 @@ def table(rows: list[dict]) -> str:
             r["size"], f"{r['nodes']:,}", f"{r['pods']:,}", f"{r['services']:,}", f"{r['policies']:,}",
             _fmt(r["load_build_s"], ".2f"), _fmt(r.get("first_trace_s"), ".2f"), f"{r['rss_after_load_mib']:.0f} / {r['peak_rss_mib']:.0f}",
             f"{_fmt(r['trace_warm_median_us'], '.0f')} ({_fmt(warm_p99, '.0f')})",
+            " / ".join(f"{_fmt(r.get(f'trace_warm_{o}_median_us'), '.0f')} ({r.get(f'trace_warm_{o}_traces', 0)})" for o in OUTCOMES),
             f"{_fmt(r.get('trace_fresh_median_us'), '.0f')} / {_fmt(statistics.median(cold) if cold else None, '.0f')}",
             f"{_fmt(r.get('node_build_ms'), '.1f')} / {_fmt(r.get('node_build_kib'), '.0f')}",
             f"{_fmt(r.get('check_probes_per_s'), ',.0f')} ({_fmt(r.get('check_traced_probes_per_s'), ',.0f')})",

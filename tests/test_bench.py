@@ -48,4 +48,9 @@ def test_bench_size_s_prints_the_table_and_writes_json(tmp_path):
     assert row["load_build_s"] > 0 and row["peak_rss_mib"] > 0
     assert set(row["trace"]) == {"pod-pod same node", "pod-pod cross node", "pod-service"}
     assert all(t["traces"] == 3 and t["warm_median_us"] > 0 for t in row["trace"].values())
+    # latency by outcome: every warm trace is delivered, refused or mixed (counted in neither)
+    counted = row["trace_warm_delivered_traces"] + row["trace_warm_refused_traces"]
+    assert 0 < counted <= 9 and row["trace_warm_delivered_traces"] > 0
+    assert row["trace_warm_delivered_median_us"] > 0
+    assert "| warm µs/path: delivered / refused (traces) |" in text
     assert row["check_probes"] == 4 and row["check_probes_per_s"] > 0
