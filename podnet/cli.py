@@ -64,14 +64,28 @@ def run(
     """Run one command; returns its exit status. Streams are injectable for in-process tests."""
     out = stdout or sys.stdout
     err = stderr or sys.stderr
+    return guarded(lambda: dispatch(list(sys.argv[1:] if argv is None else argv), out, err), err)
+
+
+def dispatch(argv: list[str], out: TextIO, err: TextIO, prepare=None) -> int:
+    """Parse ``argv`` and run its command (errors raised: see :func:`guarded`). ``prepare``,
+    when given, sees the parsed arguments first (``podnet shell`` fills in its files)."""
+    parser, runners = build_parser()
+    with contextlib.redirect_stdout(out):  # --help and --version print to our stream
+        args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help(out)
+        return ExitStatus.ERROR
+    if prepare is not None:
+        prepare(args)
+    return int(runners[args.command](args, out, err))
+
+
+def guarded(call, err: TextIO) -> int:
+    """``call()``'s exit status, or the status of what it raised: a PodnetError's problems
+    written to ``err`` (exit 2), never a traceback."""
     try:
-        parser, runners = build_parser()
-        with contextlib.redirect_stdout(out):  # --help and --version print to our stream
-            args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-        if not args.command:
-            parser.print_help(out)
-            return ExitStatus.ERROR
-        return int(runners[args.command](args, out, err))
+        return call()
     except PodnetError as e:
         for p in e.problems:
             err.write(p.render() + "\n")

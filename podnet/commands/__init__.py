@@ -4,6 +4,7 @@ does the work and returns the exit status. ``COMMANDS`` lists them in ``--help``
 from __future__ import annotations
 
 import argparse
+import contextvars
 from collections.abc import Sequence
 from typing import TextIO
 
@@ -23,6 +24,7 @@ COMMANDS = (
     "events",
     "explain",
     "dns",
+    "shell",
 )
 
 
@@ -39,20 +41,39 @@ def add_files(p: argparse.ArgumentParser) -> None:
     p.add_argument("-R", "--recursive", action="store_true", help="read directories recursively")
 
 
+LOADED: contextvars.ContextVar[dict | None] = contextvars.ContextVar("podnet_loaded", default=None)
+"""Clusters already loaded in this session, by ``(files, recursive)``: ``podnet shell`` sets
+it, so that the commands it runs load a cluster once for all (None: every command loads)."""
+
+
 def load(args, err: TextIO | None = None):
     """Load the cluster the command line names (the demo without -f); with ``err``, a progress
-    line on it while that takes time (only when it is a terminal)."""
+    line on it while that takes time (only when it is a terminal). In a shell session, a
+    cluster loaded before is given again (its warnings printed once, when it was loaded)."""
     from podnet.api import load as _load
 
+    session = LOADED.get()
+    key = (tuple(args.file), bool(args.recursive))
+    if session is not None and key in session:
+        return session[key]
     if err is None:
-        return _load(*args.file, recursive=args.recursive)
-    from podnet.render.progress import Progress
+        loaded = _load(*args.file, recursive=args.recursive)
+    else:
+        from podnet.render.progress import Progress
 
-    progress = Progress(err)
-    try:
-        return _load(*args.file, recursive=args.recursive, progress=progress)
-    finally:
-        progress.finish()
+        progress = Progress(err)
+        try:
+            loaded = _load(*args.file, recursive=args.recursive, progress=progress)
+        finally:
+            progress.finish()
+    if session is not None:
+        from dataclasses import replace
+
+        if err is not None:
+            warn(loaded.warnings, err)
+        session[key] = replace(loaded, warnings=())
+        return session[key]
+    return loaded
 
 
 def warn(problems: Sequence[Problem], err: TextIO) -> None:
