@@ -159,18 +159,21 @@ def test_at_a_terminal_it_prompts_and_ends_at_end_of_input(monkeypatch):
         def isatty(self):
             return True
 
-    typed = iter(["show routes node-1", "", "quit", "show routes node-2"])
+    typed = iter(["show routes node-1", KeyboardInterrupt, "", "quit", "show routes node-2"])
     prompts = []
 
     def fake_input(prompt):
         prompts.append(prompt)
-        return next(typed)
+        line = next(typed)
+        if line is KeyboardInterrupt:  # Ctrl-C at the prompt: a new prompt, the shell goes on
+            raise KeyboardInterrupt
+        return line
 
     monkeypatch.setattr("sys.stdin", Tty())
     monkeypatch.setattr(builtins, "input", fake_input)
     code, out, err = call("shell", "-f", DEMO)
     assert code == 0
-    assert prompts == ["podnet> "] * 3  # 'quit' ends before the fourth line
+    assert prompts == ["podnet> "] * 4  # 'quit' ends before the fifth line
     assert "'help' lists them, 'exit' ends" in err
     _, routes, _ = call("show", "routes", "node-1", "-f", DEMO)
     assert out == routes

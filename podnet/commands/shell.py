@@ -96,6 +96,8 @@ def _lines(source: TextIO, err: TextIO, interactive: bool):
         except EOFError:
             err.write("\n")
             return
+        except KeyboardInterrupt:  # Ctrl-C at the prompt drops the line typed, as sh does
+            err.write("\n")
 
 
 def _loop(args, source: TextIO, out: TextIO, err: TextIO, interactive: bool) -> int:
