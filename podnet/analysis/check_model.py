@@ -43,6 +43,7 @@ from podnet.control.iptables import proxy_options
 from podnet.control.kubeproxy_sync import proxy_state
 from podnet.control.policy_select import selection
 from podnet.model.cluster import Cluster, Pod
+from podnet.model.trace import ip_text
 from podnet.trace.resolve import Target
 
 
@@ -93,12 +94,13 @@ class CheckModel:
             # the options the nodes' rules are written with: proxy_state keeps one state
             ports = proxy_state(self.cluster, proxy_options(self.cluster)).ports
             self._ports = {(p.cluster_ip, p.port, p.proto): p for p in ports}
-        return self._ports.get((str(target.ip), target.port, target.protocol))
+        return self._ports.get((ip_text(target.ip), target.port, target.protocol))
 
     def _pod_at(self, ip: str) -> Pod | None:
         if self._pod_by_ip is None:
             # the Pods an endpoint address can be: the policy agent's (actionable) ones
-            self._pod_by_ip = {str(k): v for k, v in selection(self.cluster).by_ip.items()}
+            # (ip_text: str() of 30,000 IPv4Addresses goes through ipaddress's Python code)
+            self._pod_by_ip = {ip_text(k): v for k, v in selection(self.cluster).by_ip.items()}
         return self._pod_by_ip.get(ip)
 
     # ------------------------------------------------------------------ answers
@@ -133,7 +135,7 @@ class CheckModel:
         m = self.model
         s = src_signature(m, src)
         # a hairpin: the client is one of the endpoints, and reaches itself through the bridge
-        mine = groups[1].get(str(src.ip))
+        mine = groups[1].get(ip_text(src.ip))
         own = None if mine is None else (dst_signature(m, src), mine)
         reached: list[str] = []
         denied = masq = False

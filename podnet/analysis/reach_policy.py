@@ -44,6 +44,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from ipaddress import IPv4Network
+from operator import itemgetter
 
 from podnet.control.policy import container_port
 from podnet.control.policy_select import Selection, actionable, policy_key
@@ -253,10 +254,17 @@ def _egress(b: _Builder, pol: NetworkPolicySpec, target: int) -> list[MarkRule]:
     return out
 
 
+_first = itemgetter(0)
+
+
 def build_model(sel: Selection, pods: list[Pod]) -> Model:
     """Atoms and marking rules of every policy of ``sel.cluster``, and the atoms of ``pods``."""
     cluster = sel.cluster
-    by_ip = sorted(((int(p.ip), p) for p in pods), key=lambda t: (t[0], t[1].namespace, t[1].name))
+    by_ip = [(p.ip._ip, p) for p in pods]  # (the int IPv4Address keeps: int() is Python code)
+    if len({ip for ip, _ in by_ip}) == len(by_ip):  # the common case: every address once
+        by_ip.sort(key=_first)
+    else:
+        by_ip.sort(key=lambda t: (t[0], t[1].namespace, t[1].name))
     b = _Builder(sel, by_ip)
     policies = []
     for pol in cluster.policies:
@@ -291,9 +299,9 @@ def build_model(sel: Selection, pods: list[Pod]) -> Model:
     wanted = {id(p) for p in pods}
     atoms_of: dict[int, list[int]] = {}
     for at, members in enumerate(b.members):
-        for p in members:
-            if id(p) in wanted:
-                atoms_of.setdefault(id(p), []).append(at)
+        for k in map(id, members):
+            if k in wanted:
+                atoms_of.setdefault(k, []).append(at)
     return Model(tuple(policies), atoms_of, b.nets, frozenset(src_atoms), frozenset(dst_atoms),
                  {k: tuple(v) for k, v in by_target.items()}, b.names)  # fmt: skip
 
