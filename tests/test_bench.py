@@ -54,3 +54,18 @@ def test_bench_size_s_prints_the_table_and_writes_json(tmp_path):
     assert row["trace_warm_delivered_median_us"] > 0
     assert "| warm µs/path: delivered / refused (traces) |" in text
     assert row["check_probes"] == 4 and row["check_probes_per_s"] > 0
+
+
+def test_path_instructions_worker_traces_the_sample_warm(capsys):
+    """The script's worker (what runs under callgrind): the sample's delivered traces of the
+    bundled demo, traced again warm on three source ports."""
+    path = BENCH.parent / "path_instructions.py"
+    spec = importlib.util.spec_from_file_location("podnet_path_instructions", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    demo = str(BENCH.parent.parent / "topologies" / "demo.yaml")
+    assert mod.main(["--kind", "pod-service", "--worker", demo, "delivered", "1"]) == 0
+    paths, pairs = map(int, capsys.readouterr().out.split()[1::2])
+    assert 0 < pairs <= mod.PAIRS and paths >= mod.REPEATS * pairs
+    assert mod.main(["--kind", "pod-service", "--worker", demo, "delivered", "0"]) == 0
+    assert capsys.readouterr().out == f"paths 0 pairs {pairs}\n"
