@@ -109,13 +109,9 @@ def _loop(args, source: TextIO, out: TextIO, err: TextIO, interactive: bool) -> 
         try:
             words = shlex.split(line, comments=True)
         except ValueError as e:  # an unclosed quote
-            err.write(
-                Problem(
-                    f"{e}", path=f"{where}:{number}", hint="close the quote, or escape it with \\"
-                ).render()
-                + "\n"
+            worst = _refuse(
+                err, str(e), f"{where}:{number}", "close the quote, or escape it with \\"
             )
-            worst = max(worst, 2)
             continue
         if not words:
             continue
@@ -124,13 +120,9 @@ def _loop(args, source: TextIO, out: TextIO, err: TextIO, interactive: bool) -> 
         if words[0] == "help":
             words = [*words[1:], "--help"]
         if words[0] == "shell":
-            err.write(
-                Problem(
-                    "already in a shell", path=f"{where}:{number}", hint="type the command itself"
-                ).render()
-                + "\n"
+            worst = _refuse(
+                err, "already in a shell", f"{where}:{number}", "type the command itself"
             )
-            worst = max(worst, 2)
             continue
         if args.echo:
             out.write(PROMPT + shlex.join(words) + "\n")
@@ -141,10 +133,14 @@ def _loop(args, source: TextIO, out: TextIO, err: TextIO, interactive: bool) -> 
         if args.time:
             err.write(f"({time.perf_counter() - started:.3f} s)\n")
         out.flush()
-        # at a prompt, a command that could not run is the user's to retype; for a script it
-        # counts, as any other command's status does
-        worst = max(worst, status if status in (0, 1, 2) else 2)
+        worst = max(worst, status if status in (0, 1, 2) else 2)  # (130: interrupted)
     return worst
+
+
+def _refuse(err: TextIO, message: str, where: str, hint: str) -> int:
+    """A line that cannot run: its problem on ``err``; the status it counts as (2)."""
+    err.write(Problem(message, path=where, hint=hint).render() + "\n")
+    return 2
 
 
 def _prepare(shell_args):
