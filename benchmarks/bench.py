@@ -199,7 +199,7 @@ def _time_traces(loaded, pairs: list[tuple[str, str]], fresh: list[tuple[str, st
         by_outcome["fresh"].get(_outcome(trace), []).append(new[-1])
     (cm, cp), (wm, wp), (fm, fp) = _quantiles(cold), _quantiles(warm), _quantiles(new)
     us = 1e6
-    out = {
+    return {
         "traces": len(pairs),
         "paths": paths,
         "warm_median_us": wm and wm * us,
@@ -214,7 +214,6 @@ def _time_traces(loaded, pairs: list[tuple[str, str]], fresh: list[tuple[str, st
             for m, lists in by_outcome.items()
         },
     }
-    return out
 
 
 def _probes(cluster, count: int, rng: random.Random, expect: bool = True):

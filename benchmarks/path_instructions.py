@@ -57,11 +57,16 @@ def worker(path: str, kind: str, outcome: str, loop: bool, seed: int) -> int:
 
 
 def _instructions(cmd: list[str]) -> tuple[int, str]:
+    # the worker imports this checkout's podnet
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")])
+    )
     done = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd],
         capture_output=True,
         text=True,
         check=False,
+        env=env,
     )
     m = re.search(r"Collected : (\d+)", done.stderr)
     if done.returncode != 0 or m is None:
@@ -84,8 +89,6 @@ def main(argv: list[str] | None = None) -> int:
         p.error("valgrind is not installed (Debian: apt-get install valgrind)")
     print(f"| size | outcome | warm paths | instructions per path ({args.kind}) |")
     print("|---|---|---|---|")
-    env_path = os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")])
-    os.environ["PYTHONPATH"] = env_path
     with tempfile.TemporaryDirectory(prefix="podnet-instr-") as tmp:
         for size in [s.strip().upper() for s in args.sizes.split(",") if s.strip()]:
             path = bench._generate(size, CLUSTER_SEED, tmp)
