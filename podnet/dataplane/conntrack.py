@@ -185,17 +185,17 @@ def _packet_key(p: Packet) -> tuple:
 
 def _indexed(entries: tuple[Entry, ...], index: dict[tuple, tuple[int, str]]) -> ConntrackTable:
     """A table whose index the caller built, equal to what ``__post_init__`` would build."""
-    table = _new_table(ConntrackTable)
-    _set_entries(table, entries)
-    _set_index(table, index)
+    # stored into a plain object of the same slots, which then becomes a ConntrackTable (as
+    # podnet.model.trace.fast_constructor does): a frozen dataclass refuses plain stores
+    table = _new_builder(_TableBuilder)
+    table.entries = entries
+    table._index = index
+    table.__class__ = ConntrackTable
     return table
 
 
-# the slots' own setters: a frozen dataclass refuses attribute assignment, and
-# object.__setattr__ looks the name up first
-_new_table = object.__new__
-_set_entries = ConntrackTable.entries.__set__
-_set_index = ConntrackTable._index.__set__
+_TableBuilder = type("_ConntrackTableBuilder", (), {"__slots__": ConntrackTable.__slots__})
+_new_builder = object.__new__
 
 
 def seen_reply(table: ConntrackTable, entry: Entry) -> ConntrackTable:

@@ -524,7 +524,12 @@ class Engine:
     ) -> tuple[Flight, End | None]:
         """Start a hop on ``device``; end the branch as LOOP when the same packet was already
         there (a forwarding loop) or the path grows beyond any real one."""
-        key = _flow_key(netns, device, direction, fl.packet)
+        # _flow_key written out: every hop opens here
+        p = fl.packet
+        e = p.encap
+        if e is not None:
+            e = (e.src._ip, e.dst._ip, e.sport, e.dport, e.vni, e.type)
+        key = (netns, device, direction, p.src._ip, p.dst._ip, p.proto, p.sport, p.dport, e)
         again = key in fl.seen
         fl = fl.enter(self.view.node_of(netns), netns, device, direction, key)
         if again:
