@@ -29,6 +29,7 @@ the conformance cases and of generated clusters both ways.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from socket import inet_aton
 
 from podnet.analysis.reach_policy import (
     Model,
@@ -98,10 +99,15 @@ class CheckModel:
 
     def _pod_at(self, ip: str) -> Pod | None:
         if self._pod_by_ip is None:
-            # the Pods an endpoint address can be: the policy agent's (actionable) ones
-            # (ip_text: str() of 30,000 IPv4Addresses goes through ipaddress's Python code)
-            self._pod_by_ip = {ip_text(k): v for k, v in selection(self.cluster).by_ip.items()}
-        return self._pod_by_ip.get(ip)
+            # the Pods an endpoint address can be: the policy agent's (actionable) ones, by
+            # address as an int (the int an IPv4Address keeps: no text made for 30,000 Pods;
+            # only the endpoints of the Services probed are parsed)
+            self._pod_by_ip = {k._ip: v for k, v in selection(self.cluster).by_ip.items()}
+        try:
+            key = int.from_bytes(inet_aton(ip), "big")
+        except OSError:
+            return None
+        return self._pod_by_ip.get(key)
 
     # ------------------------------------------------------------------ answers
 
