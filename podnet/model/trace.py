@@ -299,7 +299,16 @@ def ip_text(a: IPv4Address) -> str:
     '10.244.1.2'
     """
     i = a._ip  # the address as an int (int() goes through a Python-level __int__)
-    return f"{i >> 24}.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"
+    text = _TEXTS.get(i)
+    if text is None:  # (a trace names the same few addresses in many texts: made once)
+        if len(_TEXTS) >= _TEXTS_LIMIT:
+            _TEXTS.clear()
+        text = _TEXTS[i] = f"{i >> 24}.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"
+    return text
+
+
+_TEXTS: dict[int, str] = {}
+_TEXTS_LIMIT = 1 << 18  # bounds the memo's memory (about 25 MiB at most)
 
 
 def fast_constructor(cls: type):

@@ -237,22 +237,21 @@ class Hooks:
         )
         # The remembered walk for ``key`` whose read ports (if any) are the packet's. A walk
         # sees the ports only through reads it records (podnet.dataplane.netfilter), so one
-        # that read neither (under 0, the common case) gives the same outcomes, the packet's
-        # own ports carried through, for any ports; one that read them serves only the same
-        # values of those it read.
-        walk = None
-        by_reads = self._walks.get(key)
-        if by_reads is not None:
-            walk = by_reads.get(0)
-            if walk is None:
-                sport, dport = h.sport, h.dport
-                for read, known in by_reads.items():
-                    walk = known.get((sport if read & 1 else None, dport if read & 2 else None))
-                    if walk is not None:
-                        break
+        # that read neither (the common case, kept under ``key`` itself) gives the same
+        # outcomes, the packet's own ports carried through, for any ports; one that read them
+        # (kept in a dict by the ports read, see _remember) serves only the same values of
+        # those it read.
+        walk = self._walks.get(key)
+        if walk is not None and type(walk) is dict:
+            by_reads, walk = walk, None
+            sport, dport = h.sport, h.dport
+            for read, known in by_reads.items():
+                walk = known.get((sport if read & 1 else None, dport if read & 2 else None))
+                if walk is not None:
+                    break
         if walk is None:
             walk = self._walk(key, netns, hook, cts, h, recent)
-        results, read, sport0, dport0, plain = walk
+        plain = walk[4]
         if plain is not None:  # most walks: one way through, accepted, nothing changed
             if fl.hop_netns is not None:
                 if plain[0]:
@@ -272,6 +271,7 @@ class Hooks:
                     )
                 )
             return ((fl, None),)
+        results, read, sport0, dport0, _ = walk
         same_ports = h.sport == sport0 and h.dport == dport0
         prob0, recent0, nat0, src_mac, dst_mac = (
             fl.prob,
@@ -443,14 +443,17 @@ _VERDICTS = {"DROP": "DROPPED", "REJECT": "REJECTED"}
 
 
 def _remember(memo: dict, key: tuple, walk: tuple, read: int, sport: int, dport: int) -> None:
-    by_reads = memo.get(key)
-    if by_reads is None:
-        if len(memo) >= MEMO_LIMIT:  # bounds memory; any entry can be walked again
-            memo.clear()
-        by_reads = memo[key] = {}
-    if not read:  # good for any ports: the walk itself
-        by_reads[0] = walk
+    """Keep ``walk`` for ``key``: itself when it read no port (it holds for any ports: a walk
+    that never looked at the ports took the same way whatever they were, so every walk under
+    ``key`` reads none), else in ``{read: {(sport or None, dport or None): walk}}``."""
+    if len(memo) >= MEMO_LIMIT and key not in memo:  # bounds memory; any walk can be redone
+        memo.clear()
+    if not read:
+        memo[key] = walk
         return
+    by_reads = memo.get(key)
+    if type(by_reads) is not dict:
+        by_reads = memo[key] = {}
     known = by_reads.setdefault(read, {})
     if len(known) >= MEMO_LIMIT:
         known.clear()
