@@ -48,8 +48,20 @@ def hash16(text: str) -> str:
     'XPGD46QRK7WJZT7O'
     """
     n = int.from_bytes(hashlib.sha256(text.encode()).digest()[:10], "big")
-    a = _B32
-    return "".join([a[(n >> s) & 31] for s in range(75, -1, -5)])
+    t = _B32_PAIRS  # ten bits, two characters, at a time (as CPython's base64 does)
+    return (
+        t[n >> 70]
+        + t[(n >> 60) & 1023]
+        + t[(n >> 50) & 1023]
+        + t[(n >> 40) & 1023]
+        + t[(n >> 30) & 1023]
+        + t[(n >> 20) & 1023]
+        + t[(n >> 10) & 1023]
+        + t[n & 1023]
+    )
+
+
+_B32_PAIRS = tuple(a + b for a in _B32 for b in _B32)
 
 
 def fnv32a(data: bytes) -> int:

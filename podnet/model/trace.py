@@ -328,7 +328,7 @@ def fast_constructor(cls: type):
     (True, True)
     """
     names = tuple(f.name for f in fields(cls))
-    if cls.__slots__ != names or getattr(cls, "__post_init__", None) is not None:
+    if getattr(cls, "__slots__", None) != names or getattr(cls, "__post_init__", None) is not None:
         raise TypeError(f"{cls.__name__}: not a slotted dataclass of fields only")
     builder = type(f"_{cls.__name__}Builder", (), {"__slots__": names})
     env = {"_new": object.__new__, "_builder": builder, "cls": cls}

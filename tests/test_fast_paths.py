@@ -1,0 +1,104 @@
+"""The engine's fast ways of making its records give exactly what the plain ways give: the
+constructors that fill slots directly, conntrack tables built with their index, address texts
+and chain-name hashes."""
+
+import base64
+import dataclasses
+import hashlib
+from fractions import Fraction
+from ipaddress import IPv4Address
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from podnet.control.naming import hash16
+from podnet.dataplane import conntrack
+from podnet.dataplane.netfilter import Outcome
+from podnet.model.trace import (
+    Encap,
+    Hop,
+    Leg,
+    NfTrace,
+    Packet,
+    Path,
+    Step,
+    fast_constructor,
+    ip_text,
+)
+
+A, B = IPv4Address("10.244.1.2"), IPv4Address("10.96.0.10")
+PACKET = Packet(A, B, "tcp", 40000, 80, 63, 0x4000, None)
+STEP = Step("route", "10.96.0.10 via 10.244.1.1 dev eth0")
+HOP = Hop("node-1", "pod-a", "eth0", "out", (STEP,), PACKET, "aa:bb:cc:dd:ee:01", None)
+LEG = Leg("DELIVERED", (HOP,), "delivered", "default/b", PACKET)
+ENTRY = conntrack.Entry(
+    conntrack.Tuple5("tcp", A, B, 40000, 80),
+    conntrack.Tuple5("tcp", B, A, 80, 40000),
+    "SYN_SENT",
+    frozenset({"DNAT"}),
+    0,
+    120,
+)
+# one record of every class the engine makes through fast_constructor, made the plain way
+SAMPLES = [
+    Encap(A, B, 41000, 8472, 1, "vxlan"),
+    PACKET,
+    STEP,
+    NfTrace("OUTPUT", (("filter", "OUTPUT", "policy", 1),), PACKET, PACKET, None, "eth0"),
+    HOP,
+    LEG,
+    Path(Fraction(1, 3), LEG, None),
+    Outcome(Fraction(1), "ACCEPT", PACKET, None, (), (STEP,), None, (), frozenset(), False),
+    ENTRY.orig,
+    ENTRY,
+]
+
+
+@pytest.mark.parametrize("record", SAMPLES, ids=lambda r: type(r).__name__)
+def test_fast_constructor_makes_what_the_class_makes(record):
+    cls = type(record)
+    values = [getattr(record, f.name) for f in dataclasses.fields(cls)]
+    made = fast_constructor(cls)(*values)
+    assert type(made) is cls
+    assert made == record and hash(made) == hash(record) and repr(made) == repr(record)
+    # still frozen: the object is the class's in every respect
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.__setattr__(dataclasses.fields(cls)[0].name, None)
+    assert dataclasses.replace(made) == record
+
+
+def test_fast_constructor_refuses_a_class_it_cannot_fill():
+    @dataclasses.dataclass(frozen=True)
+    class NoSlots:
+        x: int
+
+    with pytest.raises(TypeError):
+        fast_constructor(NoSlots)
+
+
+def test_conntrack_tables_built_with_their_index_equal_the_plain_ones():
+    table = conntrack.confirm(conntrack.ConntrackTable(), PACKET, PACKET)
+    table = conntrack.confirm(table, Packet(A, B, "udp", 41000, 53), Packet(A, B, "udp", 41000, 53))
+    plain = conntrack.ConntrackTable(table.entries)
+    assert type(table) is conntrack.ConntrackTable
+    assert table == plain and table._index == plain._index
+    udp = table.entries[1]
+    assert (udp.orig, udp.reply) == (
+        conntrack.Tuple5("udp", A, B, 41000, 53),
+        conntrack.Tuple5("udp", B, A, 53, 41000),
+    )
+    assert conntrack.lookup(table, Packet(B, A, "udp", 53, 41000)) == (udp, "reply")
+
+
+@given(st.integers(min_value=0, max_value=2**32 - 1))
+def test_ip_text_is_str(n):
+    a = IPv4Address(n)
+    assert ip_text(a) == str(a)
+    assert ip_text(a) == str(a)  # again, from the memo
+
+
+@given(st.text(max_size=80))
+def test_hash16_is_base32_of_sha256(text):
+    digest = hashlib.sha256(text.encode()).digest()
+    assert hash16(text) == base64.b32encode(digest).decode()[:16]
