@@ -26,6 +26,7 @@ from ipaddress import IPv4Network
 from podnet.control.naming import hash16
 from podnet.model.cluster import Cluster, EndpointSlice, Service
 from podnet.model.spec import ServicePort
+from podnet.model.trace import ip_text
 
 # Chain names: kubernetes pkg/proxy/iptables/proxier.go constants.
 KUBE_SERVICES = "KUBE-SERVICES"
@@ -222,12 +223,13 @@ def _endpoints_for(slices: list[EndpointSlice], spn: str, sp: ServicePort) -> tu
             if p.name != sp.name or p.protocol != sp.protocol or not p.port:
                 continue
             for e in sl.endpoints:
-                text = f"{e.ip}:{p.port}"
+                ip = ip_text(e.ip)  # (str() of an IPv4Address is Python-level, and slower)
+                text = f"{ip}:{p.port}"
                 old = found.get(text)
                 if old is not None and (old.ready or not e.ready):
                     continue
                 found[text] = Ep(
-                    ip=str(e.ip),
+                    ip=ip,
                     port=p.port,
                     ready=e.ready,
                     serving=e.serving,

@@ -171,7 +171,7 @@ class _PolicyWriter:
         if hit is None or hit[0] is not pods:
             nets = self.st.host_nets
             members = []
-            for ip in sorted({int(p.ip) for p in pods}):
+            for ip in sorted({p.ip._ip for p in pods}):  # (_ip: int() is Python-level)
                 net = nets.get(ip)
                 if net is None:
                     net = nets[ip] = IPv4Network((ip, 32))
@@ -408,7 +408,7 @@ def build_agent(cluster: Cluster) -> AgentState:
             name = st.chain_of[pod.key] = pod_chain_name(pod.namespace, pod.name)
             st.pod_chains[name] = pod
     for pods in st.by_node.values():
-        pods.sort(key=lambda p: (int(p.ip), p.key))
+        pods.sort(key=lambda p: (p.ip._ip, p.key))
     return st
 
 

@@ -47,6 +47,20 @@ class FrozenDict(Mapping[str, Any]):
     def __iter__(self) -> Iterator[str]:
         return iter(self._data)
 
+    # the dict's own (read-only) views and membership test: Mapping's go through Python-level
+    # __iter__ and __getitem__, and label selectors test every Pod's labels
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def items(self):  # type: ignore[override]
+        return self._data.items()
+
+    def keys(self):  # type: ignore[override]
+        return self._data.keys()
+
+    def values(self):  # type: ignore[override]
+        return self._data.values()
+
     def __len__(self) -> int:
         return len(self._data)
 
