@@ -57,9 +57,13 @@ def worker(path: str, kind: str, outcome: str, loop: bool, seed: int) -> int:
 
 
 def _instructions(cmd: list[str]) -> tuple[int, str]:
-    # the worker imports this checkout's podnet
+    # The worker imports this checkout's podnet. One hash seed for both runs of a row: the
+    # row is the difference of two processes that load the same cluster, and string hashing
+    # seeded at random moves a large load's cost by more than the few traced paths cost.
     env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")])
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]),
+        PYTHONHASHSEED="0",
     )
     done = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd],

@@ -102,21 +102,8 @@ class Flight:
     ) -> Flight:
         """Close the current hop and open a new one on ``device`` (and add ``key`` to
         ``seen``, if given)."""
-        if self.hop_netns is not None:  # _closed() written out: every hop closes here
-            nftrace = self.hop_nftrace
-            self.hops += (
-                new_hop(
-                    self.hop_node,
-                    self.hop_netns,
-                    self.hop_device,
-                    self.hop_direction,
-                    tuple(self.hop_steps),
-                    self.hop_packet,
-                    self.hop_src_mac,
-                    self.hop_dst_mac,
-                    NfTraces(tuple(nftrace)) if nftrace else (),
-                ),
-            )
+        if self.hop_netns is not None:
+            self.hops += (self._closed(),)
         self.hop_node = node
         self.hop_netns = netns
         self.hop_device = device
