@@ -242,7 +242,7 @@ class Hooks:
         # (kept in a dict by the ports read, see _remember) serves only the same values of
         # those it read.
         walk = self._walks.get(key)
-        if walk is not None and type(walk) is dict:
+        if type(walk) is dict:  # (None is no dict)
             by_reads, walk = walk, None
             sport, dport = h.sport, h.dport
             for read, known in by_reads.items():
