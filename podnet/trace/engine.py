@@ -33,8 +33,10 @@ MAX_HOPS = 128
 
 
 def _flow_key(netns: str, device: str, direction: str, p: Packet) -> tuple:
-    # addresses as ints (an IPv4Address hashes through hex()), read from the ``_ip`` an
-    # IPv4Address keeps them in: int() goes through a Python-level __int__, at every hop
+    # (Engine._open makes the same key in place, every hop: the two stay alike, or _cycle
+    # no longer finds the repeated hop it names.) Addresses as ints (an IPv4Address hashes
+    # through hex()), read from the ``_ip`` an IPv4Address keeps them in: int() goes through
+    # a Python-level __int__, at every hop
     e = p.encap
     if e is not None:
         e = (e.src._ip, e.dst._ip, e.sport, e.dport, e.vni, e.type)
@@ -524,7 +526,7 @@ class Engine:
     ) -> tuple[Flight, End | None]:
         """Start a hop on ``device``; end the branch as LOOP when the same packet was already
         there (a forwarding loop) or the path grows beyond any real one."""
-        # _flow_key written out: every hop opens here
+        # _flow_key written out (every hop opens here; keep the two alike)
         p = fl.packet
         e = p.encap
         if e is not None:
