@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 import podnet
-from podnet.control.policy import agent_chains, node_ipsets, pod_chain_name, policy_chain_name
+from podnet.control.policy import (
+    agent_chains,
+    build_agent,
+    node_ipsets,
+    pod_chain_name,
+    policy_chain_name,
+)
+from podnet.control.policy_select import actionable
 from podnet.dataplane.netfilter import HookContext, traverse
 from podnet.dataplane.ruleset import Ruleset
 from podnet.errors import InputError
@@ -109,6 +116,24 @@ def test_policy_chain_rules_exact(loaded):
     assert bset.type == "hash:net" and bset.entries() == ("10.0.0.0/8", "10.244.2.0/24 nomatch")
     for r in rules:  # as iptables-save prints them back
         assert kernel_form(r) == r
+
+
+def test_pod_chains_named_when_first_asked_for(loaded):
+    """The agent names a Pod's firewall chain when a node's rules (or a trace) first ask for
+    it; a chain of a Pod nobody named yet is still found, by naming every Pod then."""
+    st = build_agent(loaded.cluster)
+    assert st.pod_chains == {}
+    assert st.pod_of_chain("KUBE-NWPLCY-DEFAULT") is None  # not a Pod's chain: nothing named
+    assert st.pod_chains == {}
+    web, client = _pod(loaded, "prod/web"), _pod(loaded, "prod/client")
+    assert st.chain_name(web) == pod_chain_name("prod", "web")
+    assert set(st.pod_chains.values()) == {web}
+    assert st.pod_of_chain(pod_chain_name("prod", "client")) is client
+    named = {p.key for p in st.pod_chains.values()}
+    # every Pod the agent polices (the cluster's CoreDNS Pods too), none other
+    assert named == {p.key for p in loaded.cluster.pods if actionable(p)}
+    assert {"prod/web", "prod/web2", "prod/client", "dev/other"} <= named
+    assert st.pod_of_chain("KUBE-POD-FW-AAAAAAAAAAAAAAAA") is None
 
 
 def test_pod_chain_layout(loaded):

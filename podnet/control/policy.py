@@ -99,17 +99,42 @@ class AgentState:
     ipsets: tuple[IpSet, ...] = ()
     origins: dict[tuple[str, int], RuleOrigin] = field(default_factory=dict)
     chain_policy: dict[str, str] = field(default_factory=dict)
-    pod_chains: dict[str, Pod] = field(default_factory=dict)  # KUBE-POD-FW-* -> Pod
+    # KUBE-POD-FW-* -> Pod and Pod key -> KUBE-POD-FW-*, filled as Pods are named (see
+    # chain_name): a node names its own Pods
+    pod_chains: dict[str, Pod] = field(default_factory=dict)
     by_node: dict[str, list[Pod]] = field(default_factory=dict)
     policy_kind: dict[str, str] = field(default_factory=dict)  # ns/name -> ingress|egress|both
     shared_by_name: dict[str, Chain] = field(default_factory=dict)
     jumps: dict[str, str] = field(default_factory=dict)  # built-in chain -> its rule 1
-    chain_of: dict[str, str] = field(default_factory=dict)  # Pod key -> its KUBE-POD-FW-*
+    chain_of: dict[str, str] = field(default_factory=dict)
     host_nets: dict[int, IPv4Network] = field(default_factory=dict)  # one /32 object per IP
     members_memo: dict[int, tuple] = field(default_factory=dict)  # id(pods) -> (pods, members)
     # id of a policy of sel.cluster -> its positions there: a Pod's policies in cluster order
     # without walking every policy for every Pod
     policy_at: dict[int, list[int]] = field(default_factory=dict)
+    _all_named: bool = False
+
+    def chain_name(self, pod: Pod) -> str:
+        """``pod``'s firewall chain (KUBE-POD-FW-*), named when first asked for: a node's rules
+        name its own Pods, a trace a few nodes' (naming every Pod up front hashed 150,000
+        names at 150,000 Pods, a tenth of the first question's cost)."""
+        name = self.chain_of.get(pod.key)
+        if name is None:
+            name = self.chain_of[pod.key] = pod_chain_name(pod.namespace, pod.name)
+            self.pod_chains[name] = pod
+        return name
+
+    def pod_of_chain(self, name: str) -> Pod | None:
+        """The Pod whose firewall chain is ``name``, or None (every Pod named first if
+        ``name`` could be one not named yet)."""
+        pod = self.pod_chains.get(name)
+        if pod is None and not self._all_named and name.startswith(POD_FW_PREFIX):
+            for pods in self.by_node.values():
+                for p in pods:
+                    self.chain_name(p)
+            self._all_named = True
+            pod = self.pod_chains.get(name)
+        return pod
 
 
 # ------------------------------------------------------------------------------ shared chains
@@ -405,8 +430,6 @@ def build_agent(cluster: Cluster) -> AgentState:
     for ns_pods in st.sel.pods_by_ns.values():
         for pod in ns_pods:
             st.by_node.setdefault(pod.node, []).append(pod)
-            name = st.chain_of[pod.key] = pod_chain_name(pod.namespace, pod.name)
-            st.pod_chains[name] = pod
     for pods in st.by_node.values():
         pods.sort(key=lambda p: (p.ip._ip, p.key))
     return st
@@ -529,6 +552,7 @@ class AgentNode:
             return hit
         hit = self._pods.get(name)
         if hit is None:
+            # (the node's own Pods were named when its top chains were written)
             pod = self.st.pod_chains.get(name)
             if pod is None or pod.node != self.node:
                 return None
@@ -537,9 +561,7 @@ class AgentNode:
 
     def user_chains(self) -> tuple[Chain, ...]:
         """Every user chain, in the order the agent creates them (tops, policies, Pods)."""
-        pods = tuple(
-            self.chain(self.st.chain_of[p.key]) for p in self.st.by_node.get(self.node, ())
-        )
+        pods = tuple(self.chain(self.st.chain_name(p)) for p in self.st.by_node.get(self.node, ()))
         return self.tops + self.st.shared_chains + pods  # type: ignore[operator]
 
 
@@ -552,7 +574,7 @@ def agent_node(cluster: Cluster, node: str) -> AgentNode | None:
     top = _top_rules(cluster)
     fwd, out, inp = top[FORWARD_CHAIN], top[OUTPUT_CHAIN], top[INPUT_CHAIN]
     for pod in st.by_node.get(node, ()):
-        chain = st.chain_of[pod.key]
+        chain = st.chain_name(pod)
         ip = f"{pod.ip}/32"
         to = f'-m comment --comment "rule to jump traffic destined to POD name:{pod.name} namespace: {pod.namespace} to chain {chain}"'
         frm = f'-m comment --comment "rule to jump traffic from POD name:{pod.name} namespace: {pod.namespace} to chain {chain}"'

@@ -25,7 +25,7 @@ def policy_end(view, fl: Flight, oc, netns: str) -> End | None:
         return None
     cluster = view.network.cluster
     st = agent_state(cluster)
-    pod = st.pod_chains.get(last.chain) if st is not None else None
+    pod = st.pod_of_chain(last.chain) if st is not None else None
     if pod is None:
         return None
     p = oc.packet
@@ -60,7 +60,7 @@ def policy_steps(view, oc) -> tuple[Step, ...]:
     for s in steps:
         chain = s.chain or ""
         if chain.startswith(POD_FW_PREFIX):
-            pod = st.pod_chains.get(chain)
+            pod = st.pod_of_chain(chain)
             if pod is not None and "--src-type LOCAL" in (s.rule or "") and s.type == "netfilter":
                 text = f"ingress of {pod.key}: from its own node, always allowed"
                 if text not in seen:
