@@ -125,7 +125,11 @@ class _Builder:
         no rule for peers that name no Pod)."""
         at = self.ids.get(key)
         if at is None:
-            members = tuple({id(p): p for p in make()}.values())
+            found = make()
+            if type(found) is not list and type(found) is not tuple:
+                found = list(found)
+            # each Pod once, in order (deduplicated by object; dict(zip) runs in C)
+            members = tuple(dict(zip(map(id, found), found, strict=True)).values())
             at = self.ids[key] = len(self.members) if members else -1
             if members:
                 self.members.append(members)
@@ -296,12 +300,15 @@ def build_model(sel: Selection, pods: list[Pod]) -> Model:
             if r.dst is not None:
                 dst_atoms.add(r.dst)
     # Pods are identified by object (the cluster holds each once): no key strings at 150,000
-    wanted = {id(p) for p in pods}
-    atoms_of: dict[int, list[int]] = {}
+    # (a list per Pod made once, not a [] per membership as setdefault would: 70,000
+    # memberships at 30,000 Pods)
+    atoms_of: dict[int, list[int]] = {id(p): [] for p in pods}
     for at, members in enumerate(b.members):
         for k in map(id, members):
-            if k in wanted:
-                atoms_of.setdefault(k, []).append(at)
+            atoms = atoms_of.get(k)
+            if atoms is not None:
+                atoms.append(at)
+    atoms_of = {k: v for k, v in atoms_of.items() if v}
     return Model(tuple(policies), atoms_of, b.nets, frozenset(src_atoms), frozenset(dst_atoms),
                  {k: tuple(v) for k, v in by_target.items()}, b.names)  # fmt: skip
 
