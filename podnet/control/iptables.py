@@ -23,121 +23,30 @@ name, as iptables-save lists them (libiptc keeps chains sorted; iptables-nft sor
 from __future__ import annotations
 
 from bisect import insort_left, insort_right
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from itertools import chain as ichain
 from operator import attrgetter
 
 from podnet.control import kubeproxy_chains as kc
 from podnet.control.flannel import flannel_rules
 from podnet.control.kubeproxy import (
     DEFAULT_OPTIONS,
-    KUBE_EXTERNAL_SERVICES,
     KUBE_FIREWALL,
-    KUBE_FORWARD,
-    KUBE_MARK_MASQ,
-    KUBE_NODEPORTS,
-    KUBE_POSTROUTING,
     KUBE_PROXY_CANARY,
-    KUBE_PROXY_FIREWALL,
-    KUBE_SERVICES,
     KubeProxyOptions,
 )
-from podnet.control.kubeproxy_sync import ProxyState, proxy_state
+from podnet.control.kubeproxy_node import KUBELET_FIREWALL_RULE, kube_chains
+from podnet.control.kubeproxy_sync import proxy_state
 from podnet.control.policy import AgentNode, agent_node
 from podnet.model.cluster import Cluster
 from podnet.model.dataplane import BUILTIN_CHAINS, Chain, Table
 
 TABLE_ORDER = ("mangle", "raw", "filter", "nat")
 
-# Chains that collect rules from every service port, per table.
 _NAME = attrgetter("name")
-_SHARED = {
-    "filter": (KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_NODEPORTS, KUBE_PROXY_FIREWALL),
-    "nat": (KUBE_SERVICES, KUBE_NODEPORTS),
-}
+
+
 # kubelet's KUBE-FIREWALL rule (kubelet_network_linux.go; kube-proxy writes the same rule).
-_KUBELET_FIREWALL_RULE = (
-    '-m comment --comment "block incoming localnet connections" -d 127.0.0.0/8 ! -s 127.0.0.0/8 '
-    "-m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP"
-)
-
-
-def _kube_proxy_chains(
-    state: ProxyState, variants: tuple
-) -> tuple[dict[str, tuple[Chain, ...]], dict[tuple[str, str], Chain]]:
-    """kube-proxy's user chains for a node whose node-dependent ports have ``variants``: per
-    table (filter, nat) sorted by name, and by (table, name). Cached in ``state`` so that nodes
-    with equal variants share the result; a chain equal to the node-independent variant's is
-    that variant's very object (compiled once for all nodes)."""
-    key = ("chains", variants)
-    hit = state.chain_cache.get(key)
-    if hit is not None:
-        return hit  # type: ignore[return-value]
-    plain = (None,) * len(variants)
-    common = None if variants == plain else _kube_proxy_chains(state, plain)[1]
-    base = state.chain_cache.get("segments")
-    if base is None:
-        base = _base_segments(state)
-        state.chain_cache["segments"] = base
-    segs, own = base  # type: ignore[misc]
-    dep_blocks = {i: state.block(i, v) for i, v in zip(state.dependent, variants, strict=True)}
-    opts = state.ctx.options
-    f_fixed, n_fixed = kc.fixed_rules(opts)
-    f_tail, n_tail = kc.tail_rules(opts)
-    rules: dict[tuple[str, str], list[str]] = {}
-    for table, chains in _SHARED.items():
-        for name in chains:
-            lst = list(segs[(table, name)])
-            for i, b in dep_blocks.items():
-                lst[i] = b.segment(table, name)
-            rules[(table, name)] = list(ichain.from_iterable(lst))
-    for table, fixed in (("filter", f_fixed + f_tail), ("nat", n_fixed + n_tail)):
-        for c, r in fixed:
-            rules.setdefault((table, c), []).append(r)
-    rules.setdefault(("filter", KUBE_FORWARD), [])
-    rules.setdefault(("filter", KUBE_FIREWALL), [_KUBELET_FIREWALL_RULE])
-    rules.setdefault(("nat", KUBE_MARK_MASQ), [])
-    rules.setdefault(("nat", KUBE_POSTROUTING), [])
-    nat_own = list(own)
-    for i, b in dep_blocks.items():
-        nat_own[i] = b.chains
-    out: dict[str, tuple[Chain, ...]] = {}
-    for table in ("filter", "nat"):
-        chains = [_same(common, table, name, r) for (t, name), r in rules.items() if t == table]
-        if table == "nat":
-            chains += ichain.from_iterable(nat_own)
-        chains.sort(key=_NAME)
-        out[table] = tuple(chains)
-    index = {(t, c.name): c for t, cs in out.items() for c in cs}
-    state.chain_cache[key] = (out, index)
-    return out, index
-
-
-def _same(common: dict | None, table: str, name: str, rules: list[str]) -> Chain:
-    """``Chain(name, rules)``, or the node-independent variant's equal chain object."""
-    c = common.get((table, name)) if common is not None else None
-    if c is not None and len(c.rules) == len(rules) and c.rules == tuple(rules):
-        return c
-    return Chain(name, tuple(rules))
-
-
-def _base_segments(state: ProxyState):
-    """Per-port segments of the shared chains and own chains, for the node-independent variant."""
-    n = len(state.ports)
-    segs = {(t, c): [()] * n for t, cs in _SHARED.items() for c in cs}
-    own: list[tuple[Chain, ...]] = [()] * n
-    dependent = set(state.dependent)
-    for i in range(n):
-        if i in dependent:
-            continue  # replaced per node
-        b = state.block(i, None)
-        for (t, c), lst in segs.items():
-            lst[i] = b.segment(t, c)
-        own[i] = b.chains
-    return segs, own
-
-
 @dataclass(frozen=True, slots=True, eq=False)
 class NodeRules:
     """A node's iptables state chain by chain, without writing out its tables in full.
@@ -153,8 +62,8 @@ class NodeRules:
     node: str
     builtin: dict[tuple[str, str], Chain]
     own: dict[tuple[str, str], Chain]
-    kube: dict[tuple[str, str], Chain]  # shared between nodes: never modified
-    kube_sorted: dict[str, tuple[Chain, ...]]
+    kube: Mapping[tuple[str, str], Chain]  # shared between nodes (a KubeChains, or empty)
+    kube_sorted: Callable[[str], tuple[Chain, ...]]  # a table's kube-proxy chains by name
     agent: AgentNode | None
     own_order: dict[str, tuple[Chain, ...]]  # own user chains per table, in creation order
 
@@ -187,7 +96,7 @@ class NodeRules:
         out = []
         for t in TABLE_ORDER:
             builtins = tuple(self.builtin[(t, c)] for c in BUILTIN_CHAINS[t])
-            kube = self.kube_sorted.get(t, ())
+            kube = self.kube_sorted(t)
             head = list(self.own_order.get(t, ()))
             tail = list(self.agent.user_chains()) if t == "filter" and self.agent else []
             # kube-proxy's chains come after kubelet's (kubelet starts first)
@@ -220,16 +129,17 @@ def node_rules(
     own["mangle"] += [Chain(kc.KUBELET_HINT_CHAIN), Chain(kc.KUBELET_CANARY_CHAIN)]
     own["nat"].append(Chain(kc.KUBELET_CANARY_CHAIN))
     own["filter"].append(Chain(kc.KUBELET_CANARY_CHAIN))
-    kube: dict[tuple[str, str], Chain] = {}
-    kube_sorted: dict[str, tuple[Chain, ...]] = {}
+    kube: Mapping[tuple[str, str], Chain] = {}
+    kube_sorted = _no_chains
     if with_proxy:
         state = proxy_state(cluster, options)
-        kube_sorted, kube = _kube_proxy_chains(state, state.variants(node, n.ip if n else None))
+        kube = kube_chains(state, state.variants(node, n.ip if n else None))
+        kube_sorted = kube.sorted_chains
         for t in ("mangle", "nat", "filter"):
             own[t].append(Chain(KUBE_PROXY_CANARY))
         existing = kc.builtin_jumps(existing)
     else:
-        own["filter"].append(Chain(KUBE_FIREWALL, (_KUBELET_FIREWALL_RULE,)))
+        own["filter"].append(Chain(KUBE_FIREWALL, (KUBELET_FIREWALL_RULE,)))
     builtin_rules = existing
     for (table, name), rules in flannel_rules(
         cluster, node, random_fully=options.random_fully
@@ -254,6 +164,10 @@ def node_rules(
         own_by_key.update((("filter", c.name), c) for c in agent.tops)
     own_order = {t: tuple(cs) for t, cs in own.items()}
     return NodeRules(cluster, node, builtin, own_by_key, kube, kube_sorted, agent, own_order)
+
+
+def _no_chains(table: str) -> tuple[Chain, ...]:
+    return ()
 
 
 def node_tables(
@@ -302,7 +216,7 @@ class NodeTables(Sequence):
 
 def _by_name(chains: list[Chain], span: tuple[int, int] | None) -> tuple[Chain, ...]:
     """``chains`` sorted by name (a stable sort), knowing that ``chains[lo:hi]`` (kube-proxy's
-    chains, sorted by :func:`_kube_proxy_chains`) are in order already: the few others are
+    chains, sorted by KubeChains.sorted_chains) are in order already: the few others are
     inserted among them, instead of sorting 10,000s of chains again for every node."""
     if span is None:
         return tuple(sorted(chains, key=_NAME))

@@ -86,10 +86,20 @@ def _dispatch(
 
 
 def port_block(
-    p: PortInfo, local_eps: tuple[Ep, ...], allow_from_node: bool, ctx: SyncContext
+    p: PortInfo,
+    local_eps: tuple[Ep, ...],
+    allow_from_node: bool,
+    ctx: SyncContext,
+    *,
+    own: bool = True,
 ) -> PortBlock:
     """The filter and nat rules of one service port on a node with ``local_eps`` (proxier.go
-    syncProxyRules loop body, in its order)."""
+    syncProxyRules loop body, in its order).
+
+    ``own=False``: only the lines it adds to the chains every port adds to (KUBE-SERVICES,
+    KUBE-NODEPORTS...) and, of its own chains, the per-Service ones it declares (not the
+    KUBE-SEP-* ones, nor any rule of them): what a node's shared chains and the check of
+    their jumps need before a walk enters one of this port's own chains."""
     cluster_eps = p.cluster_endpoints()
     has_endpoints = p.has_any_endpoints() if p.uses_local_endpoints else bool(cluster_eps)
     uses_cluster_chain = bool(cluster_eps) and p.uses_cluster_endpoints
@@ -121,7 +131,6 @@ def port_block(
     mp = f"-m {pr} -p {pr}"
     filt: list[tuple[str, str]] = []
     nat: list[tuple[str, str]] = []
-    chains: list[str] = []
 
     # Capture the clusterIP.
     if has_internal:
@@ -221,6 +230,20 @@ def port_block(
             )
         )
 
+    # The port's own chains, in the order they are declared (the per-endpoint ones last).
+    chains = [
+        name
+        for name, used in (
+            (p.ext_chain, uses_ext_chain),
+            (p.fw_chain, uses_fw),
+            (p.svc_chain, uses_cluster_chain),
+            (p.svl_chain, uses_local_chain),
+        )
+        if used
+    ]
+    if not own:
+        return PortBlock(filter=tuple(filt), nat=tuple(nat), nat_chains=tuple(chains))
+
     # Internal traffic handling: masquerade off-cluster sources (or everything, masqueradeAll).
     if has_internal:
         args = f"-m comment --comment {_q(p.spn + ' cluster IP')} {mp} -d {p.cluster_ip} --dport {p.port}"
@@ -231,7 +254,6 @@ def port_block(
 
     # External traffic handling.
     if uses_ext_chain:
-        chains.append(p.ext_chain)
         ext = p.ext_chain
         if not p.etp_local:
             nat.append(
@@ -269,7 +291,6 @@ def port_block(
 
     # Firewall chain (loadBalancerSourceRanges).
     if uses_fw:
-        chains.append(p.fw_chain)
         head = f"-m comment --comment {_q(p.spn + ' loadbalancer IP')}"
         for cidr in p.source_ranges:
             nat.append((p.fw_chain, f"{head} -s {cidr} -j {p.ext_chain}"))
@@ -284,10 +305,8 @@ def port_block(
         )
 
     if uses_cluster_chain:
-        chains.append(p.svc_chain)
         _dispatch(nat, p, p.svc_chain, cluster_eps, ctx)
     if uses_local_chain:
-        chains.append(p.svl_chain)
         _dispatch(nat, p, p.svl_chain, local_eps, ctx)
 
     # Per-endpoint chains: allLocallyReachableEndpoints (cluster + local, merged by "ip:port").

@@ -51,6 +51,7 @@ class ProxyState:
     ctx: SyncContext
     dependent: tuple[int, ...]
     blocks: dict[tuple[int, tuple | None], PortBlock] = field(default_factory=dict)
+    heads: dict[tuple[int, tuple | None], PortBlock] = field(default_factory=dict)
     chain_cache: dict[tuple, object] = field(default_factory=dict)
 
     def block(self, i: int, variant: tuple | None) -> PortBlock:
@@ -58,18 +59,47 @@ class ProxyState:
         key = (i, variant)
         b = self.blocks.get(key)
         if b is None:
-            p = self.ports[i]
-            if variant is None:
-                local_names: tuple[str, ...] = ()
-                allow = False
-            else:
-                local_names = variant[0] or ()
-                allow = bool(variant[1])
-            names = set(local_names)
-            local = tuple(e for e in p.endpoints if e.text in names)
-            b = port_block(p, local, allow, self.ctx)
-            self.blocks[key] = b
+            b = self.blocks[key] = self._port_block(i, variant, own=True)
         return b
+
+    def head(self, i: int, variant: tuple | None) -> PortBlock:
+        """Port ``i``'s lines in the chains every port adds to, and the per-Service chains it
+        declares, without writing its own chains (``port_block(own=False)``, cached): a node's
+        KUBE-SERVICES needs every port's lines, a trace a few ports' own chains."""
+        key = (i, variant)
+        b = self.blocks.get(key)  # (a full block has the same lines)
+        if b is None:
+            b = self.heads.get(key)
+            if b is None:
+                b = self.heads[key] = self._port_block(i, variant, own=False)
+        return b
+
+    def _port_block(self, i: int, variant: tuple | None, *, own: bool) -> PortBlock:
+        p = self.ports[i]
+        if variant is None:
+            local_names: tuple[str, ...] = ()
+            allow = False
+        else:
+            local_names = variant[0] or ()
+            allow = bool(variant[1])
+        names = set(local_names)
+        local = tuple(e for e in p.endpoints if e.text in names)
+        return port_block(p, local, allow, self.ctx, own=own)
+
+    def port_of(self, name: str) -> int | None:
+        """The port one of whose own chains ``name`` may be (its KUBE-SVC-, KUBE-SVL-,
+        KUBE-EXT-, KUBE-FW- or an endpoint's KUBE-SEP- name), or None; whether the port
+        declares that chain on a node is its block's to say."""
+        index = self.chain_cache.get("port_of")
+        if index is None:
+            index = {}
+            for i, p in enumerate(self.ports):
+                for n in (p.svc_chain, p.svl_chain, p.ext_chain, p.fw_chain):
+                    index.setdefault(n, i)
+                for e in p.endpoints:
+                    index.setdefault(e.chain, i)
+            self.chain_cache["port_of"] = index
+        return index.get(name)  # type: ignore[union-attr]
 
     def variants(self, node: str, node_ip: IPv4Address | None) -> tuple[tuple | None, ...]:
         """The variant of every node-dependent port on ``node`` (in ``dependent`` order)."""
