@@ -138,7 +138,14 @@ class Ep:
     terminating: bool
     node: str | None
     text: str  # "ip:port"
-    chain: str  # KUBE-SEP-...
+    spn: str  # the service port it serves, and its protocol (lower case): what names its chain
+    proto: str
+
+    @property
+    def chain(self) -> str:
+        """Its KUBE-SEP- chain (named when asked for: 160,000 endpoints at 10,000 Services,
+        of which a question reaches a few ports')."""
+        return endpoint_chain_name(self.spn, self.proto, self.text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +243,8 @@ def _endpoints_for(slices: list[EndpointSlice], spn: str, sp: ServicePort) -> tu
                     terminating=e.terminating,
                     node=e.node_name,
                     text=text,
-                    chain=endpoint_chain_name(spn, proto, text),
+                    spn=spn,
+                    proto=proto,
                 )
     return tuple(found[k] for k in sorted(found))
 

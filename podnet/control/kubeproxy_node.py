@@ -95,7 +95,11 @@ class KubeChains(Mapping):
             hit = self._own.get(key)
             if hit is None and self._owned(key[1]):
                 i = self.state.port_of(key[1])
-                if i is not None and i not in self._made:
+                if i is None:  # an endpoint's: written with its port's KUBE-SVC-
+                    if len(self._made) < len(self.state.ports):
+                        self._make_all()  # (asked for before it: every port's, to know)
+                        hit = self._own.get(key)
+                elif i not in self._made:
                     self._make(i)
                     hit = self._own.get(key)
         return default if hit is None else hit

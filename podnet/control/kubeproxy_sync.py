@@ -87,17 +87,15 @@ class ProxyState:
         return port_block(p, local, allow, self.ctx, own=own)
 
     def port_of(self, name: str) -> int | None:
-        """The port one of whose own chains ``name`` may be (its KUBE-SVC-, KUBE-SVL-,
-        KUBE-EXT-, KUBE-FW- or an endpoint's KUBE-SEP- name), or None; whether the port
-        declares that chain on a node is its block's to say."""
+        """The port whose KUBE-SVC-, KUBE-SVL-, KUBE-EXT- or KUBE-FW- chain ``name`` may be,
+        or None (whether the port declares that chain on a node is its block's to say; an
+        endpoint's KUBE-SEP- chain is not named until its port's chains are written)."""
         index = self.chain_cache.get("port_of")
         if index is None:
             index = {}
             for i, p in enumerate(self.ports):
                 for n in (p.svc_chain, p.svl_chain, p.ext_chain, p.fw_chain):
                     index.setdefault(n, i)
-                for e in p.endpoints:
-                    index.setdefault(e.chain, i)
             self.chain_cache["port_of"] = index
         return index.get(name)  # type: ignore[union-attr]
 
