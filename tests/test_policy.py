@@ -278,3 +278,32 @@ def test_ipset_save_command(loaded):
     code = run(["ipset-save", "--node", "node-1", "-f", str(Path(loaded.files[0]))], out, err)
     out = out.getvalue()
     assert code == 0 and out.startswith("create KUBE-")
+
+
+def test_isolating_per_pod_equals_every_policy_scanned(tmp_path):
+    """A Pod's isolating policies, found among its namespace's policies when asked for, are
+    those every policy's targets name it in (input order, ingress and egress apart)."""
+    import io
+
+    from podnet.control.policy_select import Selection
+    from podnet.generate import Size, generate, write_yaml
+
+    out = io.StringIO()
+    write_yaml(generate(Size(nodes=4, pods_per_node=15, services=30, policies=40), seed=5), out)
+    path = tmp_path / "c.yaml"
+    path.write_text(out.getvalue())
+    cluster = podnet.load(str(path)).cluster
+    sel = Selection(cluster)
+    isolated = 0
+    for pod in cluster.pods:
+        want = tuple(
+            tuple(
+                pol
+                for pol in cluster.policies
+                if kind in pol.policy_types and pod.key in {p.key for p in sel.selected(pol)}
+            )
+            for kind in ("Ingress", "Egress")
+        )
+        assert sel.isolating(pod) == want, pod.key
+        isolated += bool(want[0] or want[1])
+    assert isolated > 10  # (the generated policies isolate many of the Pods)
