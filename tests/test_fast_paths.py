@@ -6,7 +6,7 @@ import base64
 import dataclasses
 import hashlib
 from fractions import Fraction
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 from hypothesis import given
@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from podnet.control.naming import hash16
 from podnet.dataplane import conntrack
 from podnet.dataplane.netfilter import Outcome
+from podnet.model import hostnet
 from podnet.model.trace import (
     Encap,
     Hop,
@@ -102,3 +103,38 @@ def test_ip_text_is_str(n):
 def test_hash16_is_base32_of_sha256(text):
     digest = hashlib.sha256(text.encode()).digest()
     assert hash16(text) == base64.b32encode(digest).decode()[:16]
+
+
+@given(st.integers(min_value=0, max_value=2**32 - 1))
+def test_host_network_is_the_constructed_one(n):
+    """A /32 made from an address is the one the stdlib constructs: equal both ways, same
+    hash, text, hosts and attributes; in sets and dicts one key."""
+    ip = IPv4Address(n)
+    fast, plain = hostnet.host_network(ip), IPv4Network((n, 32))
+    assert type(fast) is IPv4Network and vars(fast).keys() == vars(plain).keys()
+    assert fast == plain and plain == fast and hash(fast) == hash(plain)
+    assert (str(fast), repr(fast), fast.prefixlen, fast.hosts()) == (
+        str(plain),
+        repr(plain),
+        plain.prefixlen,
+        plain.hosts(),
+    )
+    assert (fast.network_address, fast.broadcast_address, fast.netmask) == (
+        plain.network_address,
+        plain.broadcast_address,
+        plain.netmask,
+    )
+    assert len({fast, plain}) == 1 and ip in fast and fast.overlaps(plain)
+
+
+def test_host_network_fast_way_taken_here():
+    """On this interpreter the two agree, so the fast way is the one in use (a Python whose
+    ipaddress differs would get the constructor instead)."""
+    assert hostnet._agree() and hostnet.host_network is hostnet._made
+
+
+def test_host_network_doctest():
+    import doctest
+
+    result = doctest.testmod(hostnet)
+    assert result.attempted > 0 and result.failed == 0

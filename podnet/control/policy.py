@@ -39,6 +39,7 @@ from podnet.control.naming import hash16
 from podnet.control.policy_select import Selection, policy_key, selection
 from podnet.model.cluster import Cluster, Pod
 from podnet.model.dataplane import Chain, IpSet
+from podnet.model.hostnet import host_network
 from podnet.model.spec import NetworkPolicySpec, PolicyRule
 
 SYNC_VERSION = "0"
@@ -196,10 +197,12 @@ class _PolicyWriter:
         if hit is None or hit[0] is not pods:
             nets = self.st.host_nets
             members = []
-            for ip in sorted({p.ip._ip for p in pods}):  # (_ip: int() is Python-level)
+            # (_ip: int() is Python-level; host_network: the stdlib's constructor is slow)
+            by_int = {p.ip._ip: p.ip for p in pods}
+            for ip in sorted(by_int):
                 net = nets.get(ip)
                 if net is None:
-                    net = nets[ip] = IPv4Network((ip, 32))
+                    net = nets[ip] = host_network(by_int[ip])
                 members.append((net, False))
             hit = memo[id(pods)] = (pods, tuple(members))
         return self.add_set(name, "hash:ip", hit[1])

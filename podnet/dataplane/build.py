@@ -34,6 +34,7 @@ from podnet.model.dataplane import (
     Table,
     Vxlan,
 )
+from podnet.model.hostnet import host_network
 
 VXLAN_DEV = "flannel.1"  # flannel vxlan.go: fmt.Sprintf("flannel.%d", VNI) with defaultVNI 1
 VXLAN_PORT = 8472  # Linux's default VXLAN port (flannel backends.md)
@@ -125,7 +126,7 @@ def kernel_routes(dev: str, addr: IPv4Interface, loopback: bool = False) -> tupl
     ip, net = addr.ip, addr.network
     out = [
         Route(
-            _host(ip),
+            host_network(ip),
             dev,
             type="local",
             table="local",
@@ -144,7 +145,7 @@ def kernel_routes(dev: str, addr: IPv4Interface, loopback: bool = False) -> tupl
         if net.prefixlen < 31:
             out.append(
                 Route(
-                    _host(net.broadcast_address),
+                    host_network(net.broadcast_address),
                     dev,
                     type="broadcast",
                     table="local",
@@ -154,11 +155,6 @@ def kernel_routes(dev: str, addr: IPv4Interface, loopback: bool = False) -> tupl
                 )
             )
     return tuple(out)
-
-
-def _host(ip: IPv4Address) -> IPv4Network:
-    # From the integer: ipaddress would otherwise format the address and parse it back (slow).
-    return IPv4Network((int(ip), 32))
 
 
 def _iface(ip: IPv4Address, prefixlen: int) -> IPv4Interface:
