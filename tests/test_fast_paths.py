@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from podnet.control.kubeproxy import Ep
 from podnet.control.naming import hash16
 from podnet.dataplane import conntrack
 from podnet.dataplane.netfilter import Outcome
@@ -53,6 +54,7 @@ SAMPLES = [
     Outcome(Fraction(1), "ACCEPT", PACKET, None, (), (STEP,), None, (), frozenset(), False),
     ENTRY.orig,
     ENTRY,
+    Ep("10.244.1.2", 8080, True, True, False, "node-1", "10.244.1.2:8080", "ns/web:http", "tcp"),
 ]
 
 
@@ -67,6 +69,14 @@ def test_fast_constructor_makes_what_the_class_makes(record):
     with pytest.raises(dataclasses.FrozenInstanceError):
         made.__setattr__(dataclasses.fields(cls)[0].name, None)
     assert dataclasses.replace(made) == record
+
+
+def test_endpoint_made_fast_keeps_its_chain_name():
+    from podnet.control.kubeproxy import _new_ep, endpoint_chain_name
+
+    ep = _new_ep("10.180.0.1", 80, True, True, False, None, "10.180.0.1:80", "ns1/svc1:p80", "tcp")
+    assert ep.chain == endpoint_chain_name("ns1/svc1:p80", "tcp", "10.180.0.1:80")
+    assert ep.chain == "KUBE-SEP-SXIVWICOYRO3J4NJ"  # kube-proxy's proxier_test.go expectation
 
 
 def test_fast_constructor_refuses_a_class_it_cannot_fill():
