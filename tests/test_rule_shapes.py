@@ -74,14 +74,38 @@ TEMPLATES = (
     '-d {h}/32 -p tcp -m comment --comment "{c}" -m tcp --dport 80 -j {j}',
     "-s {h}/32 -d 10.0.0.1/32 -m comment --comment {j} -j {j}",
     '-m comment --comment "{c}" -j DNAT --to-destination {h}:8080',
+    # kube-proxy's: addresses after other options, one exact --dport
+    '-m comment --comment "{c} cluster IP" -m tcp -p tcp -d {h} --dport {p} -j {j}',
+    '-m comment --comment "{c} cluster IP" -m udp -p udp -d {h}/{n} --dport {p} ! -s 10.244.0.0/16 -j {j}',
+    "-m comment --comment {j} -s {h} -j KUBE-MARK-MASQ",
+    '-m comment --comment "{c}" -m sctp -p sctp -j DNAT --to-destination {h}:{p}',
+    "-m tcp -p tcp ! --dport {p} -d {h} -j {j}",
+    "-p tcp -m tcp --dport {p}:9000 -d {h} -j {j}",
+    "-p udp -m udp --sport {p} -m udp --dport {p} -j {j}",
+    "-m tcp -p tcp --dport {p} -m addrtype --dst-type LOCAL -j {j}",
+    "-p tcp -d {h} --dport {p} -j {j}",
 )
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.sampled_from(TEMPLATES), host, host, comment, comment, chain, chain, st.integers(0, 32))
-def test_variants_compile_the_same_through_shapes(template, h1, h2, c1, c2, j1, j2, n):
-    a = template.format(h=h1, c=c1, j=j1, n=n)
-    b = template.format(h=h2, c=c2, j=j2, n=n)
+port = st.integers(0, 70000)  # (above 65535: refused both ways)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    st.sampled_from(TEMPLATES),
+    host,
+    host,
+    comment,
+    comment,
+    chain,
+    chain,
+    st.integers(0, 32),
+    port,
+    port,
+)
+def test_variants_compile_the_same_through_shapes(template, h1, h2, c1, c2, j1, j2, n, p1, p2):
+    a = template.format(h=h1, c=c1, j=j1, n=n, p=p1)
+    b = template.format(h=h2, c=c2, j=j2, n=n, p=p2)
     for text in (a, b):  # the second takes the first's shape when they share one
         try:
             full = rmod._compile(text)

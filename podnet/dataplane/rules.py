@@ -185,7 +185,7 @@ def compile_rule(text: str) -> Rule:
     shape = _shape(text)
     if shape is None:
         return _compile(text)
-    key, addrs, comment, target = shape
+    key, addrs, comment, target, dport = shape
     proto = _SHAPES.get(key)
     if proto is None:
         rule = _compile(text)
@@ -193,7 +193,7 @@ def compile_rule(text: str) -> Rule:
             _SHAPES.clear()
         _SHAPES[key] = rule
         return rule
-    return _reshaped(proto, text, addrs, comment, target)
+    return _reshaped(proto, text, addrs, comment, target, dport)
 
 
 # ---------------------------------------------------------------------------------- shapes
@@ -214,12 +214,15 @@ _HEAD = re.compile(
 )
 _COMMENT = re.compile(r"""-m comment --comment ("[^"]*"|[^\s"']+)(?=\s|$)""")
 _TAIL = re.compile(r" -j ([A-Za-z0-9_-]+)$| -j DNAT --to-destination ([0-9.:]+)$")
+_MID = {opt: re.compile(rf" ((?:! )?{opt} )({_IP}(?:/[0-9]{{1,2}})?)(?= )") for opt in ("-s", "-d")}
+_DPORT = re.compile(r"(?<!!) --dport ([0-9]{1,5})(?= |$)")
 
 
-def _shape(text: str) -> tuple[str, tuple, str | None, tuple | None] | None:
+def _shape(text: str) -> tuple[str, tuple, str | None, tuple | None, str | None] | None:
     """(shape key, the -s/-d addresses as (field, text), the first comment, the target as
-    (name, options)), or None when the text has nothing to vary or is written in ways only
-    the full parser reads (backslashes, single quotes outside a comment)."""
+    (name, options), the one exact ``--dport``'s text), or None when the text has nothing to
+    vary or is written in ways only the full parser reads (backslashes, single quotes outside a
+    comment)."""
     key = text
     addrs = []
     at = 0
@@ -251,16 +254,45 @@ def _shape(text: str) -> tuple[str, tuple, str | None, tuple | None] | None:
         first = comments[0]
         comment = first[1:-1] if first.startswith('"') else first
         key = _COMMENT.sub("-m comment --comment \x01", key)
-    if not addrs and not comments and target is None:
+    # -s/-d after other options (kube-proxy writes "-m comment ... -d CLUSTER-IP --dport N",
+    # "... -s ENDPOINT-IP -j KUBE-MARK-MASQ"), looked for once comments are out of the text
+    for fld, opt in (("src", "-s"), ("dst", "-d")):
+        if any(f == fld for f, _ in addrs):
+            continue
+        m = _MID[opt].search(key)
+        if m is not None:
+            tok = m.group(2)
+            addrs.append((fld, tok))
+            slash = tok.find("/")
+            keep = tok[slash:] if slash >= 0 else ""
+            key = f"{key[: m.start()]} {m.group(1)}\x00{keep}{key[m.end() :]}"
+    dport = None
+    ports = _DPORT.findall(key)
+    if len(ports) == 1 and key.count("--d") == 1:  # one exact --dport, no other port option
+        dport = ports[0]
+        key = _DPORT.sub(" --dport \x03", key)
+    if not addrs and not comments and target is None and dport is None:
         return None
     if "\\" in key or "'" in key or '"' in key:
         return None  # quoting that the full parser reads (shell rules)
-    return key, tuple(addrs), comment, target
+    return key, tuple(addrs), comment, target, dport
 
 
-def _reshaped(proto: Rule, text: str, addrs: tuple, comment, target) -> Rule:
+def _reshaped(proto: Rule, text: str, addrs: tuple, comment, target, dport) -> Rule:
     matches = proto.matches
     key = proto.key
+    port_key = proto.port_key
+    if dport is not None:
+        lo, hi = _parse_range(dport, text)
+        at = next(
+            i for i, m in enumerate(matches) if isinstance(m, PortMatch) and m.field == "dport"
+        )
+        matches = (*matches[:at], PortMatch("dport", lo, hi, False), *matches[at + 1 :])
+        # (an exact --dport: in the shape's keys if its protocol gave it one)
+        if key is not None:
+            key = (key[0], key[1], lo)
+        if port_key is not None:
+            port_key = (port_key[0], lo)
     for fld, tok in addrs:
         net, mask, _ = _parse_net(tok, text)
         at = next(
@@ -283,7 +315,7 @@ def _reshaped(proto: Rule, text: str, addrs: tuple, comment, target) -> Rule:
         comment,
         proto.recent_set,
         key,
-        proto.port_key,
+        port_key,
         proto.unconditional,
         tuple(m.test for m in matches) if matches is not proto.matches else proto.checks,
     )
