@@ -69,3 +69,17 @@ def test_path_instructions_worker_traces_the_sample_warm(capsys):
     assert 0 < pairs <= mod.PAIRS and paths >= mod.REPEATS * pairs
     assert mod.main(["--kind", "pod-service", "--worker", demo, "delivered", "0"]) == 0
     assert capsys.readouterr().out == f"paths 0 pairs {pairs}\n"
+
+
+def test_first_question_worker_traces_the_first_sampled_pair(capsys):
+    """The script's worker (what runs under callgrind, here without it): bench.py's first
+    sampled pair of the bundled demo, traced once."""
+    path = BENCH.parent / "first_question_instructions.py"
+    spec = importlib.util.spec_from_file_location("podnet_first_question", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    demo = str(BENCH.parent.parent / "topologies" / "demo.yaml")
+    assert mod.main(["--worker", demo, "--no-toggle"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("first question ") and out.rstrip().endswith(" paths")
+    assert int(out.split(": ")[1].split()[0]) >= 1
