@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import re
 import shutil
 import subprocess
 import sys
@@ -30,6 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import bench  # noqa: E402 (the sample and the generated clusters are bench.py's)
+from path_instructions import _instructions  # noqa: E402
 
 CLUSTER_SEED = 7  # bench.py's default: the same clusters
 SAMPLE_SEED = 7  # bench.py's default: the same first trace
@@ -58,32 +58,9 @@ def _instrument(state: str) -> None:
 
 
 def _count(path: str) -> tuple[int, str]:
-    # This checkout's podnet; one hash seed, as benchmarks/path_instructions.py runs its rows.
-    env = dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]),
-        PYTHONHASHSEED="0",
-    )
-    done = subprocess.run(
-        [
-            "valgrind",
-            "--tool=callgrind",
-            "--instr-atstart=no",
-            "--callgrind-out-file=/dev/null",
-            sys.executable,
-            __file__,
-            "--worker",
-            path,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=env,
-    )
-    m = re.search(r"Collected : (\d+)", done.stderr)
-    if done.returncode != 0 or m is None:
-        raise RuntimeError(f"callgrind failed:\n{done.stderr[-2000:]}")
-    return int(m.group(1)), done.stdout.strip()
+    # this checkout's podnet on one hash seed, as path_instructions.py runs its rows
+    n, out = _instructions([sys.executable, __file__, "--worker", path], ("--instr-atstart=no",))
+    return n, out.strip()
 
 
 def main(argv: list[str] | None = None) -> int:

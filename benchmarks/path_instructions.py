@@ -56,7 +56,9 @@ def worker(path: str, kind: str, outcome: str, loop: bool, seed: int) -> int:
     return 0
 
 
-def _instructions(cmd: list[str]) -> tuple[int, str]:
+def _instructions(cmd: list[str], options: tuple[str, ...] = ()) -> tuple[int, str]:
+    """Instructions callgrind counts running ``cmd`` (with valgrind ``options``), and its
+    output."""
     # The worker imports this checkout's podnet. One hash seed for both runs of a row: the
     # row is the difference of two processes that load the same cluster, and string hashing
     # seeded at random moves a large load's cost by more than the few traced paths cost.
@@ -66,7 +68,7 @@ def _instructions(cmd: list[str]) -> tuple[int, str]:
         PYTHONHASHSEED="0",
     )
     done = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd],
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *options, *cmd],
         capture_output=True,
         text=True,
         check=False,

@@ -29,23 +29,19 @@ from collections.abc import Iterator, Mapping
 from itertools import chain as ichain
 from operator import attrgetter
 
+from podnet.control import kubeproxy as kp
 from podnet.control import kubeproxy_chains as kc
-from podnet.control.kubeproxy import (
-    KUBE_EXTERNAL_SERVICES,
-    KUBE_FIREWALL,
-    KUBE_FORWARD,
-    KUBE_MARK_MASQ,
-    KUBE_NODEPORTS,
-    KUBE_POSTROUTING,
-    KUBE_PROXY_FIREWALL,
-    KUBE_SERVICES,
-)
 from podnet.control.kubeproxy_sync import ProxyState
 from podnet.model.dataplane import Chain
 
 SHARED = {
-    "filter": (KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_NODEPORTS, KUBE_PROXY_FIREWALL),
-    "nat": (KUBE_SERVICES, KUBE_NODEPORTS),
+    "filter": (
+        kp.KUBE_SERVICES,
+        kp.KUBE_EXTERNAL_SERVICES,
+        kp.KUBE_NODEPORTS,
+        kp.KUBE_PROXY_FIREWALL,
+    ),
+    "nat": (kp.KUBE_SERVICES, kp.KUBE_NODEPORTS),
 }
 """Chains that collect rules from every service port, per table."""
 
@@ -185,10 +181,10 @@ def kube_chains(state: ProxyState, variants: tuple) -> KubeChains:
     for table, fixed in (("filter", f_fixed + f_tail), ("nat", n_fixed + n_tail)):
         for c, r in fixed:
             rules.setdefault((table, c), []).append(r)
-    rules.setdefault(("filter", KUBE_FORWARD), [])
-    rules.setdefault(("filter", KUBE_FIREWALL), [KUBELET_FIREWALL_RULE])
-    rules.setdefault(("nat", KUBE_MARK_MASQ), [])
-    rules.setdefault(("nat", KUBE_POSTROUTING), [])
+    rules.setdefault(("filter", kp.KUBE_FORWARD), [])
+    rules.setdefault(("filter", kp.KUBE_FIREWALL), [KUBELET_FIREWALL_RULE])
+    rules.setdefault(("nat", kp.KUBE_MARK_MASQ), [])
+    rules.setdefault(("nat", kp.KUBE_POSTROUTING), [])
     shared = {k: _same(common, k, r) for k, r in rules.items()}
     mine = frozenset(n for b in heads.values() for n in b.nat_chains)
     out = KubeChains(
