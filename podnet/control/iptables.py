@@ -46,7 +46,6 @@ TABLE_ORDER = ("mangle", "raw", "filter", "nat")
 _NAME = attrgetter("name")
 
 
-# kubelet's KUBE-FIREWALL rule (kubelet_network_linux.go; kube-proxy writes the same rule).
 @dataclass(frozen=True, slots=True, eq=False)
 class NodeRules:
     """A node's iptables state chain by chain, without writing out its tables in full.

@@ -49,7 +49,8 @@ KUBELET_FIREWALL_RULE = (
     '-m comment --comment "block incoming localnet connections" -d 127.0.0.0/8 ! -s 127.0.0.0/8 '
     "-m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP"
 )
-"""kubelet's KUBE-FIREWALL rule (pkg/kubelet/kubelet_network_linux.go)."""
+"""kubelet's KUBE-FIREWALL rule (pkg/kubelet/kubelet_network_linux.go; kube-proxy writes the same
+rule)."""
 
 SEP_PREFIX = "KUBE-SEP-"
 """An endpoint's chain (podnet.control.kubeproxy.endpoint_chain_name)."""
