@@ -101,11 +101,15 @@ class KubeChains(Mapping):
                     hit = self._own.get(key)
         return default if hit is None else hit
 
+    def _declares(self, name: str) -> bool:
+        """Whether a port declares the per-Service chain ``name`` on these nodes."""
+        declared, mine = self.declared
+        return name in declared or name in mine
+
     def _owned(self, name: str) -> bool:
         """Whether ``name`` can be a port's own chain here: one a port declares, or an
         endpoint's (whose port says whether it writes it)."""
-        declared, mine = self.declared
-        return name in declared or name in mine or name.startswith(SEP_PREFIX)
+        return self._declares(name) or name.startswith(SEP_PREFIX)
 
     def __getitem__(self, key) -> Chain:
         hit = self.get(key)
@@ -120,8 +124,7 @@ class KubeChains(Mapping):
             return True
         if key[0] != "nat":
             return False
-        declared, mine = self.declared
-        if key[1] in declared or key[1] in mine:
+        if self._declares(key[1]):
             return True
         return key[1].startswith(SEP_PREFIX) and self.get(key) is not None
 

@@ -232,9 +232,7 @@ def _shape(text: str) -> tuple[str, tuple, str | None, tuple | None, str | None]
             continue
         tok = m.group(group + 1)
         addrs.append((fld, tok))
-        slash = tok.find("/")
-        keep = tok[slash:] if slash >= 0 else ""
-        head = f"{m.group(group)}\x00{keep} "
+        head = f"{m.group(group)}\x00{_mask_of(tok)} "
         key = key[:at] + head + key[m.end() :]
         at += len(head)
     target = None
@@ -263,9 +261,7 @@ def _shape(text: str) -> tuple[str, tuple, str | None, tuple | None, str | None]
         if m is not None:
             tok = m.group(2)
             addrs.append((fld, tok))
-            slash = tok.find("/")
-            keep = tok[slash:] if slash >= 0 else ""
-            key = f"{key[: m.start()]} {m.group(1)}\x00{keep}{key[m.end() :]}"
+            key = f"{key[: m.start()]} {m.group(1)}\x00{_mask_of(tok)}{key[m.end() :]}"
     dport = None
     ports = _DPORT.findall(key)
     if len(ports) == 1 and key.count("--d") == 1:  # one exact --dport, no other port option
@@ -276,6 +272,13 @@ def _shape(text: str) -> tuple[str, tuple, str | None, tuple | None, str | None]
     if "\\" in key or "'" in key or '"' in key:
         return None  # quoting that the full parser reads (shell rules)
     return key, tuple(addrs), comment, target, dport
+
+
+def _mask_of(tok: str) -> str:
+    """The ``/N`` of an address token, or "": kept in a shape's key, since the prefix length
+    is part of the compiled rule (its mask, and whether the index may key it)."""
+    slash = tok.find("/")
+    return tok[slash:] if slash >= 0 else ""
 
 
 def _reshaped(proto: Rule, text: str, addrs: tuple, comment, target, dport) -> Rule:
