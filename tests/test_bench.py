@@ -71,6 +71,25 @@ def test_path_instructions_worker_traces_the_sample_warm(capsys):
     assert capsys.readouterr().out == f"paths 0 pairs {pairs}\n"
 
 
+def test_path_instructions_fresh_worker_traces_new_pairs_once(capsys):
+    """The --fresh worker: the outcome's pairs are found by a classifying run; the counted runs
+    build the same namespaces, and only the second traces each chosen pair, once."""
+    path = BENCH.parent / "path_instructions.py"
+    spec = importlib.util.spec_from_file_location("podnet_path_instructions_fresh", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    demo = str(BENCH.parent.parent / "topologies" / "demo.yaml")
+    base = ["--fresh", "--kind", "pod-pod same node"]
+    assert mod.main([*base, "--worker", demo, "classify:delivered", "0"]) == 0
+    picks = capsys.readouterr().out.split()[1]
+    assert picks and all(i.isdigit() for i in picks.split(","))
+    assert mod.main([*base, "--worker", demo, picks, "1"]) == 0
+    paths, pairs = map(int, capsys.readouterr().out.split()[1::2])
+    assert pairs == len(picks.split(",")) and paths >= pairs
+    assert mod.main([*base, "--worker", demo, picks, "0"]) == 0
+    assert capsys.readouterr().out == f"paths 0 pairs {pairs}\n"
+
+
 def test_first_question_worker_traces_the_first_sampled_pair(capsys):
     """The script's worker (what runs under callgrind, here without it): bench.py's first
     sampled pair of the bundled demo, traced once."""
