@@ -243,13 +243,15 @@ def _by_rule(table: str, chain: Chain, check) -> CompiledChain:
     src_index: dict[int, list[int]] = {}
     always: list[int] = []
     match = _HEAD.match
+    # a head's address parsed as the rule compiler parses it (cached); one it would not take
+    # leaves the rule to its own compilation, which says what is wrong
+    dotted = _dotted_net
     for pos, text in enumerate(chain.rules):
-        m = match(text)
-        src, dst = m.group(1), m.group(2)
-        if dst is not None and (ip := _host(dst)) is not None:
-            dst_index.setdefault(ip, []).append(pos)
-        elif src is not None and (ip := _host(src)) is not None:
-            src_index.setdefault(ip, []).append(pos)
+        src, dst = match(text).groups()
+        if dst is not None and (hit := dotted(dst)) is not None:
+            dst_index.setdefault(hit[0], []).append(pos)
+        elif src is not None and (hit := dotted(src)) is not None:
+            src_index.setdefault(hit[0], []).append(pos)
         else:
             always.append(pos)
     builtin = chain.name in BUILTIN_CHAINS.get(table, ())
@@ -267,13 +269,6 @@ def _by_rule(table: str, chain: Chain, check) -> CompiledChain:
         {k: tuple(v) for k, v in dst_index.items()},
         {k: tuple(v) for k, v in src_index.items()},
     )
-
-
-def _host(dotted: str) -> int | None:
-    """A dotted quad as an int, parsed as the rule compiler parses it (None when it would not
-    take it: the rule is then left to its own compilation, which says what is wrong)."""
-    hit = _dotted_net(dotted)
-    return None if hit is None else hit[0]
 
 
 def lazy_ruleset(

@@ -236,7 +236,11 @@ def _shape(text: str) -> tuple[str, tuple, str | None, tuple | None, str | None]
         key = key[:at] + head + key[m.end() :]
         at += len(head)
     target = None
-    t = _TAIL.search(key)
+    # (each pattern below is tried only where its fixed text occurs: a scan of the text by the
+    # regex engine costs several times the substring search. _TAIL can only match from the
+    # last " -j ": neither alternative holds another one after its start)
+    j = key.rfind(" -j ")
+    t = _TAIL.match(key, j) if j >= 0 else None
     if t is not None:
         if t.group(1) is not None:
             name = t.group(1)
@@ -246,7 +250,7 @@ def _shape(text: str) -> tuple[str, tuple, str | None, tuple | None, str | None]
         else:
             target = ("DNAT", {"--to-destination": (t.group(2),)})
             key = key[: t.start()] + " -j DNAT --to-destination \x02"
-    comments = _COMMENT.findall(key)
+    comments = _COMMENT.findall(key) if "-m comment --comment " in key else ()
     comment = None
     if comments:
         first = comments[0]
@@ -257,13 +261,13 @@ def _shape(text: str) -> tuple[str, tuple, str | None, tuple | None, str | None]
     for fld, opt in (("src", "-s"), ("dst", "-d")):
         if any(f == fld for f, _ in addrs):
             continue
-        m = _MID[opt].search(key)
+        m = _MID[opt].search(key) if f" {opt} " in key else None
         if m is not None:
             tok = m.group(2)
             addrs.append((fld, tok))
             key = f"{key[: m.start()]} {m.group(1)}\x00{_mask_of(tok)}{key[m.end() :]}"
     dport = None
-    ports = _DPORT.findall(key)
+    ports = _DPORT.findall(key) if " --dport " in key else ()
     if len(ports) == 1 and key.count("--d") == 1:  # one exact --dport, no other port option
         dport = ports[0]
         key = _DPORT.sub(" --dport \x03", key)
