@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 from podnet.control.kubeproxy import Ep
 from podnet.control.naming import hash16
 from podnet.dataplane import conntrack
+from podnet.dataplane.matches import AddrMatch
 from podnet.dataplane.netfilter import Outcome
+from podnet.dataplane.rules import compile_rule
 from podnet.model import hostnet
 from podnet.model.trace import (
     Encap,
@@ -55,6 +57,8 @@ SAMPLES = [
     ENTRY.orig,
     ENTRY,
     Ep("10.244.1.2", 8080, True, True, False, "node-1", "10.244.1.2:8080", "ns/web:http", "tcp"),
+    compile_rule('-d 10.244.1.2/32 -p tcp -m comment --comment "web" -m tcp --dport 80 -j ACCEPT'),
+    AddrMatch("dst", int(A), 0xFFFFFFFF, True),
 ]
 
 

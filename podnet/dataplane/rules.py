@@ -57,6 +57,7 @@ from podnet.dataplane.rulevalues import (
     split_words,
 )
 from podnet.dataplane.targets import _TARGET_OPTS, UNSUPPORTED_TARGETS, Target, _target
+from podnet.model.trace import fast_constructor
 
 __all__ = ["Rule", "RuleError", "Target", "compile_rule", "parse_probability", "split_words"]
 
@@ -308,13 +309,13 @@ def _reshaped(proto: Rule, text: str, addrs: tuple, comment, target, dport) -> R
         if at is None:
             continue  # 0.0.0.0/0: no condition, in the shape's rule too
         old = matches[at]
-        matches = (*matches[:at], AddrMatch(fld, net, mask, old.neg), *matches[at + 1 :])  # type: ignore[arg-type]
+        matches = (*matches[:at], _new_addr(fld, net, mask, old.neg), *matches[at + 1 :])
         if fld == "dst" and key is not None:
             key = (net, key[1], key[2])  # an exact destination in the shape's rule: here too
     new_target = proto.target
     if target is not None:
         new_target = _target(text, target[0], target[1], False)
-    return Rule(
+    return _new_rule(
         text,
         matches,
         new_target,
@@ -326,6 +327,11 @@ def _reshaped(proto: Rule, text: str, addrs: tuple, comment, target, dport) -> R
         proto.unconditional,
         tuple(m.test for m in matches) if matches is not proto.matches else proto.checks,
     )
+
+
+# a chain entered for the first time reshapes most of its rules: without the frozen __init__
+_new_rule = fast_constructor(Rule)
+_new_addr = fast_constructor(AddrMatch)
 
 
 def _compile(text: str) -> Rule:
