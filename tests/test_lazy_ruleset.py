@@ -73,6 +73,33 @@ def test_generated_clusters_lazy_equals_full():
             _assert_lazy_equals_full(net.cluster, n.name)
 
 
+def _assert_has_chain_agrees(cluster) -> None:
+    """NodeRules.has_chain, asked before any chain is written, says what chain() finds, for
+    every chain of every node (a node is asked of the others' chains too: another node's Pod
+    firewall chain, which its agent does not hold) and for chains nobody holds."""
+    asked = {node.name: node_rules(cluster, node.name) for node in cluster.nodes}
+    names = {("nat", "KUBE-NO-SUCH"), ("filter", "KUBE-POD-FW-NO0SUCH0CHAIN00")}
+    for rules in [node_rules(cluster, node.name) for node in cluster.nodes]:
+        names |= {(t.name, c.name) for t in rules.tables() for c in t.chains}
+    for node, rules in asked.items():
+        has = {key: rules.has_chain(*key) for key in sorted(names)}
+        assert has == {key: rules.chain(*key) is not None for key in sorted(names)}, node
+        assert any(has.values()) and not all(has.values())
+
+
+@pytest.mark.parametrize("parts", CLUSTERS, ids=lambda p: p[1])
+def test_has_chain_is_what_chain_finds(parts):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    _assert_has_chain_agrees(podnet.api.load(str(root.joinpath(*parts))).cluster)
+
+
+def test_has_chain_is_what_chain_finds_in_generated_clusters():
+    for params in ((3, 5, 25, 12, 6, 3), (4, 60, 300, 8, 6, 4)):
+        _assert_has_chain_agrees(_network(*params).cluster)
+
+
 def test_a_node_netns_has_its_tables_and_the_view_compiles_lazily():
     net = _network(4, 60, 300, 8, 6, 4)
     ns = net.get("node:node-2")
@@ -100,6 +127,9 @@ class _Source:
 
     def chain(self, table, name):
         return self._t.chain(name) if table == "filter" else None
+
+    def has_chain(self, table, name):
+        return self.chain(table, name) is not None
 
     def shared(self, table, name):
         return None

@@ -80,6 +80,15 @@ class NodeRules:
             hit = self.agent.chain(name)
         return hit
 
+    def has_chain(self, table: str, name: str) -> bool:
+        """Whether the node has the chain ``name`` of ``table``: what ``chain`` finds, without
+        writing the rules of a chain written on demand (a Pod's firewall chain, a Service
+        port's own chains)."""
+        key = (table, name)
+        if key in self.builtin or key in self.own or key in self.kube:
+            return True
+        return table == "filter" and self.agent is not None and self.agent.has(name)
+
     @property
     def table_names(self) -> tuple[str, ...]:
         return TABLE_ORDER

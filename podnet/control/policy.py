@@ -562,6 +562,15 @@ class AgentNode:
             hit = self._pods[name] = _pod_chain(self.st, pod, name)
         return hit
 
+    def has(self, name: str) -> bool:
+        """Whether ``chain(name)`` gives a chain, without writing a Pod's firewall chain."""
+        if name in self._pods or name in self.st.shared_by_name:
+            return True
+        if any(c.name == name for c in self.tops):
+            return True
+        pod = self.st.pod_chains.get(name)
+        return pod is not None and pod.node == self.node
+
     def user_chains(self) -> tuple[Chain, ...]:
         """Every user chain, in the order the agent creates them (tops, policies, Pods)."""
         pods = tuple(self.chain(self.st.chain_name(p)) for p in self.st.by_node.get(self.node, ()))

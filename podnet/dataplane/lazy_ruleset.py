@@ -45,6 +45,10 @@ class ChainSource(Protocol):
 
     def chain(self, table: str, name: str) -> Chain | None: ...
 
+    def has_chain(self, table: str, name: str) -> bool:
+        """Whether ``chain(table, name)`` would give a chain, without writing its rules."""
+        ...
+
     def shared(self, table: str, name: str) -> Mapping[tuple[str, str], Chain] | None: ...
 
     def tables(self) -> tuple: ...
@@ -110,8 +114,11 @@ class LazyChains(Mapping):
         return cc
 
     def _rule_checker(self, table: str, chain: Chain):
+        exists = self._exists(table, None)
+        name = chain.name
+
         def check(num: int, rule: Rule) -> None:
-            problems = self._rule_problems(table, chain.name, num, rule, None)
+            problems = target_problems(table, name, num, rule, exists)
             if problems:
                 raise RuleError(problems)
 
@@ -146,8 +153,11 @@ class LazyChains(Mapping):
             if hit is not None and hit[0] is chain and hit[1] is shared:
                 return
         problems = []
+        exists = self._exists(table, shared)
+        name = chain.name
         for num, r in enumerate(cc.rules, 1):
-            problems += self._rule_problems(table, chain.name, num, r, shared)
+            if r.target is not None:  # (target_problems finds nothing in a rule without one)
+                problems += target_problems(table, name, num, r, exists)
         if problems:
             raise RuleError(problems)
         if shared is not None and all(
@@ -159,15 +169,18 @@ class LazyChains(Mapping):
                 _CHECKED.clear()
             _CHECKED[(id(chain), id(shared))] = (chain, shared)
 
-    def _rule_problems(
-        self, table: str, chain: str, num: int, r: Rule, shared: Mapping | None
-    ) -> list[Problem]:
+    def _exists(self, table: str, shared: Mapping | None):
+        """Whether a jump target of ``table`` exists: in ``shared`` (the mapping a shared
+        chain's jumps land in) or on the node. Asked without writing the target's rules: a
+        chain's rules are checked when it is compiled, its targets' when they are entered."""
+        has = self.source.has_chain
+
         def exists(name: str) -> bool:
             if shared is not None and (table, name) in shared:
                 return True
-            return self.source.chain(table, name) is not None
+            return has(table, name)
 
-        return target_problems(table, chain, num, r, exists)
+        return exists
 
 
 # ------------------------------------------------------------------------ a node's own big chains

@@ -266,20 +266,28 @@ def target_problems(
     t = rule.target
     if t is None:
         return []
-    where = f"{table} {chain} rule {num}"
     out = []
-    if t.kind in _TARGET_TABLES and table not in _TARGET_TABLES[t.kind]:
-        allowed = " or ".join(_TARGET_TABLES[t.kind])
-        out.append(Problem(f"target {t.kind} is only valid in the {allowed} table", path=where))
+    allowed = _TARGET_TABLES.get(t.kind)
+    if allowed is not None and table not in allowed:
+        out.append(
+            Problem(
+                f"target {t.kind} is only valid in the {' or '.join(allowed)} table",
+                path=f"{table} {chain} rule {num}",
+            )
+        )
     if t.chain is None:
         return out
     if t.chain in BUILTIN_CHAINS.get(table, ()):
-        out.append(Problem(f"cannot jump to built-in chain {t.chain!r}", path=where))
+        out.append(
+            Problem(
+                f"cannot jump to built-in chain {t.chain!r}", path=f"{table} {chain} rule {num}"
+            )
+        )
     elif not exists(t.chain):
         out.append(
             Problem(
                 f"jump to chain {t.chain!r} that does not exist in table {table}",
-                path=where,
+                path=f"{table} {chain} rule {num}",
                 hint=hint(t.chain) if hint is not None else None,
             )
         )
