@@ -18,6 +18,7 @@ from podnet.dataplane import conntrack
 from podnet.dataplane.matches import AddrMatch
 from podnet.dataplane.netfilter import Outcome
 from podnet.dataplane.rules import compile_rule
+from podnet.dataplane.rulevalues import RuleError, _dotted_net, _parse_net, _parse_network
 from podnet.model import hostnet
 from podnet.model.trace import (
     Encap,
@@ -152,3 +153,33 @@ def test_host_network_doctest():
 
     result = doctest.testmod(hostnet)
     assert result.attempted > 0 and result.failed == 0
+
+
+_OCTETS = st.one_of(st.integers(0, 300).map(str), st.sampled_from(["00", "010", "01", "0255", "٣"]))
+
+
+@given(
+    st.lists(_OCTETS, min_size=3, max_size=5),
+    st.one_of(st.none(), st.integers(0, 40).map(str), st.sampled_from(["08", "032", "٨", ""])),
+)
+def test_dotted_addresses_parse_as_ipaddress_parses_them(octets, plen):
+    """The dotted form's fast parse gives what the general parse (ipaddress) gives, or leaves
+    the text to it; the rule compiler's parse of any such text agrees with ipaddress's."""
+    tok = ".".join(octets) + ("" if plen is None else f"/{plen}")
+    try:
+        net = _parse_network(tok, f"-d {tok}")
+        want = (int(net.network_address), int(net.netmask), net.prefixlen)
+    except RuleError:
+        want = None
+    fast = _dotted_net(tok)
+    assert fast is None or fast == want
+    plain = len(octets) == 4 and all(o.isascii() and o.isdigit() for o in octets)
+    plain = plain and all(int(o) <= 255 and (o == "0" or o[0] != "0") for o in octets)
+    plain = plain and (plen is None or (plen.isascii() and plen.isdigit() and len(plen) <= 2))
+    if plain and want is not None:
+        assert fast == want  # the fast way is taken for the plain form
+    if want is None:
+        with pytest.raises(RuleError):
+            _parse_net(tok, f"-d {tok}")
+    else:
+        assert _parse_net(tok, f"-d {tok}") == want

@@ -40,7 +40,9 @@ def _parse_mark(tok: str, text: str) -> tuple[int, int | None]:
     return v, m
 
 
-_DOTTED = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:/(\d{1,2}))?")
+# a dotted quad's octet, 0 to 255 without a leading zero (which ipaddress refuses too)
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])"
+_DOTTED = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}(?:/([0-9]{{1,2}}))?")
 
 
 def _parse_net(tok: str, text: str) -> tuple[int, int, int]:
@@ -58,15 +60,10 @@ def _dotted_net(tok: str) -> tuple[int, int, int] | None:
     addresses recur in many rules)."""
     m = _DOTTED.fullmatch(tok)
     if m is not None:
-        a, b, c, d, plen = m.groups()
-        octets = (int(a), int(b), int(c), int(d))
+        a, b, c, d, plen = m.groups()  # (the pattern admits only octets of 0 to 255)
         bits = 32 if plen is None else int(plen)
-        if (
-            max(octets) <= 255
-            and bits <= 32
-            and not any(o[0] == "0" and len(o) > 1 for o in (a, b, c, d))
-        ):
-            ip = (octets[0] << 24) | (octets[1] << 16) | (octets[2] << 8) | octets[3]
+        if bits <= 32:
+            ip = (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)
             mask = (MASK32 << (32 - bits)) & MASK32
             return ip & mask, mask, bits
     return None
