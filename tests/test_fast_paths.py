@@ -20,6 +20,7 @@ from podnet.dataplane.netfilter import Outcome
 from podnet.dataplane.rules import compile_rule
 from podnet.dataplane.rulevalues import RuleError, _dotted_net, _parse_net, _parse_network
 from podnet.model import hostnet
+from podnet.model.dataplane import FdbEntry, Link
 from podnet.model.trace import (
     Encap,
     Hop,
@@ -60,6 +61,10 @@ SAMPLES = [
     Ep("10.244.1.2", 8080, True, True, False, "node-1", "10.244.1.2:8080", "ns/web:http", "tcp"),
     compile_rule('-d 10.244.1.2/32 -p tcp -m comment --comment "web" -m tcp --dport 80 -j ACCEPT'),
     AddrMatch("dst", int(A), 0xFFFFFFFF, True),
+    Link(
+        "veth1a2b3c4d", "veth", 5, "0a:58:0a:f4:01:02", 1450, (), "cni0", ("pod:a/b", "eth0"), True
+    ),
+    FdbEntry("0a:58:0a:f4:01:02", "veth1a2b3c4d", "cni0", None, False, True, None),
 ]
 
 

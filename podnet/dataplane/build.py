@@ -35,6 +35,7 @@ from podnet.model.dataplane import (
     Vxlan,
 )
 from podnet.model.hostnet import host_network
+from podnet.model.trace import fast_constructor
 
 VXLAN_DEV = "flannel.1"  # flannel vxlan.go: fmt.Sprintf("flannel.%d", VNI) with defaultVNI 1
 VXLAN_PORT = 8472  # Linux's default VXLAN port (flannel backends.md)
@@ -172,6 +173,8 @@ def _sorted_routes(routes: Iterable[Route]) -> tuple[Route, ...]:
 
 
 _LO = Link("lo", "loopback", 1, names.LOOPBACK_MAC, mtu=65536, addresses=(LOOPBACK,))
+_new_link = fast_constructor(Link)
+_new_fdb = fast_constructor(FdbEntry)
 
 
 def _loopback() -> Link:
@@ -305,25 +308,29 @@ class _Builder:
             # leaves VLAN filtering off, so the kernel lists them once, without "vlan 1" (seen by
             # `podnet verify` on a realized node: bridge fdb show).
             fdb.append(FdbEntry(cni0_mac, BRIDGE, master=BRIDGE, permanent=True))
-            for p in pods:
+            mtu = self.mtu
+            for p in pods:  # (a node's Pods: records made without the frozen __init__)
                 veth = veths[p.key]
                 mac = names.mac_from_seed(f"{ns}|{veth}")
                 links.append(
-                    Link(
+                    # name, kind, index, mac, mtu, addresses, master, peer, hairpin (flannel's
+                    # delegate: hairpinMode true), vxlan
+                    _new_link(
                         veth,
                         "veth",
                         len(links) + 1,
                         mac,
-                        mtu=self.mtu,
-                        master=BRIDGE,
-                        peer=(names.pod_netns(p.key), "eth0"),
-                        hairpin=True,  # flannel's delegate: hairpinMode true
+                        mtu,
+                        (),
+                        BRIDGE,
+                        (names.pod_netns(p.key), "eth0"),
+                        True,
+                        None,
                     )
                 )
-                fdb += [
-                    FdbEntry(names.pod_mac(p.ip), veth, master=BRIDGE),
-                    FdbEntry(mac, veth, master=BRIDGE, permanent=True),
-                ]
+                # mac, dev, master, dst, self_, permanent, vlan
+                fdb.append(_new_fdb(names.pod_mac(p.ip), veth, BRIDGE, None, False, False, None))
+                fdb.append(_new_fdb(mac, veth, BRIDGE, None, False, True, None))
         routes = _link_routes(links)
         if self.gateway is not None:
             routes.append(Route(DEFAULT, "eth0", gateway=self.gateway))
