@@ -272,26 +272,30 @@ def target_problems(
         out.append(
             Problem(
                 f"target {t.kind} is only valid in the {' or '.join(allowed)} table",
-                path=f"{table} {chain} rule {num}",
+                path=_rule_at(table, chain, num),
             )
         )
     if t.chain is None:
         return out
     if t.chain in BUILTIN_CHAINS.get(table, ()):
         out.append(
-            Problem(
-                f"cannot jump to built-in chain {t.chain!r}", path=f"{table} {chain} rule {num}"
-            )
+            Problem(f"cannot jump to built-in chain {t.chain!r}", path=_rule_at(table, chain, num))
         )
     elif not exists(t.chain):
         out.append(
             Problem(
                 f"jump to chain {t.chain!r} that does not exist in table {table}",
-                path=f"{table} {chain} rule {num}",
+                path=_rule_at(table, chain, num),
                 hint=hint(t.chain) if hint is not None else None,
             )
         )
     return out
+
+
+def _rule_at(table: str, chain: str, num: int) -> str:
+    """Where a problem is: ``filter INPUT rule 3`` (written only for a problem found: a chain's
+    rules are checked whenever it is compiled)."""
+    return f"{table} {chain} rule {num}"
 
 
 def _check_loops(table: str, chains: Mapping[tuple[str, str], CompiledChain]) -> list[Problem]:
