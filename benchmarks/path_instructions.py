@@ -66,7 +66,7 @@ def worker(path: str, kind: str, outcome: str, loop: bool, seed: int) -> int:
 
 def fresh_worker(path: str, kind: str, picks: str, loop: bool, seed: int) -> int:
     """Load, answer a first question, build the namespaces of the sample's pairs ``picks``
-    (their indices, comma-separated; ``all``: every pair); with ``loop``, trace each once.
+    (their indices, comma-separated); with ``loop``, trace each once.
     Prints the paths traced. With ``picks`` ``classify:OUTCOME``, trace every pair and print
     the indices of those with that outcome (``pairs 0,3,...``) instead."""
     import podnet
@@ -84,7 +84,7 @@ def fresh_worker(path: str, kind: str, picks: str, loop: bool, seed: int) -> int
         ]
         print("pairs " + ",".join(map(str, found[:PAIRS])))
         return 0
-    chosen = pairs if picks == "all" else [pairs[int(i)] for i in picks.split(",") if i]
+    chosen = [pairs[int(i)] for i in picks.split(",") if i]
     for src, dst in chosen:
         bench._prebuild(loaded, src, dst)
     paths = 0
