@@ -114,6 +114,16 @@ def test_conntrack_after_trace(demo):
     )
     code, out, err = call("show", "conntrack", "node-1")
     assert (code, out) == (0, "") and "0 flow entries" in err
+    # nothing programs iptables in a Pod's namespace: conntrack tracks nothing there
+    # (tests/test_realize_kernel.py holds this to the kernel)
+    for pod in ("frontend", "backend"):
+        code, out, err = call(
+            "show", "conntrack", pod, "--after-trace", "frontend", "svc/backend:80"
+        )
+        assert (code, out) == (0, "") and "0 flow entries" in err, (pod, out)
+    trace = demo.trace("frontend", "svc/backend:80")
+    held = {ns for p in trace.paths for ns in p.conntrack}
+    assert held and all(ns.startswith("node:") for ns in held), held
 
 
 def test_iptables_view_is_iptables_save(demo):
@@ -143,7 +153,16 @@ def test_iptables_trace_lines(demo):
     text = render_iptables_trace(t, demo.network)
     lines = [x for x in text.splitlines() if x.startswith("TRACE:")]
     src = t.packet.src  # the frontend's address
-    assert lines[0].startswith(f"TRACE: raw:OUTPUT:policy:1 IN= OUT=eth0 SRC={src} ")
+    # nothing programs iptables in a Pod's namespace: no table hooks there, so the first
+    # TRACE line is the node's, where the frame comes up from the bridge
+    assert lines[0].startswith("TRACE: raw:PREROUTING:policy:1 IN=cni0 OUT= PHYSIN=veth")
+    assert f" SRC={src} " in lines[0]
+    hop = None
+    for x in text.splitlines():
+        if x.startswith("#  "):
+            hop = x
+        elif x.startswith("TRACE:"):
+            assert "pod:" not in hop, (hop, x)
     dnat = next(x for x in lines if x.startswith("TRACE: nat:KUBE-SEP-"))
     assert re.search(
         r" IN=cni0 OUT= PHYSIN=veth[0-9a-f]{8} MAC=([0-9a-f]{2}:){13}[0-9a-f]{2} SRC="
@@ -156,6 +175,11 @@ def test_iptables_trace_lines(demo):
         "trace", "frontend", "svc/backend:80", "--seed", "1", "-o", "iptables-trace"
     )
     assert code == 0 and out == text
+    # a node's own socket: locally generated, with the socket's owner (nf_log's UID/GID)
+    node = render_iptables_trace(demo.trace("node/node-1", "svc/backend:80", seed=1), demo.network)
+    first = next(x for x in node.splitlines() if x.startswith("TRACE:"))
+    assert first.startswith("TRACE: raw:OUTPUT:policy:1 IN= OUT=eth0 SRC=")
+    assert first.endswith(" UID=0 GID=0")
 
 
 def test_colour_only_when_asked_or_on_a_terminal(demo, monkeypatch):

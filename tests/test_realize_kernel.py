@@ -221,3 +221,67 @@ def test_verify_every_conformance_case_agrees_with_the_kernel():
                 assert c.skipped and c.probe.protocol == "SCTP", c
     prefixes = tuple(run_prefix(_name(c)) + "-" for c in _cases())
     assert [n for n in system.run_namespaces() if n.startswith(prefixes)] == []
+
+
+def _tracked(netns: str, src: str) -> list[str]:
+    """The TCP connections from ``src`` that the kernel tracks in ``netns`` (conntrack -L)."""
+    cp = subprocess.run(
+        ["ip", "netns", "exec", netns, "conntrack", "-L", "-p", "tcp", "--orig-src", src],
+        capture_output=True,
+        text=True,
+    )
+    assert cp.returncode == 0, cp.stderr
+    return [line for line in cp.stdout.splitlines() if line.startswith("tcp ")]
+
+
+def test_conntrack_tracks_where_the_kernel_tracks():
+    """The namespaces holding a connection's conntrack entry, model against kernel: the nodes
+    (kube-proxy's rules need conntrack), never a Pod's namespace, where nothing programs
+    iptables (Linux registers conntrack's hooks in a namespace only when a ruleset there needs
+    them, since 4.10)."""
+    from podnet.realize.verify import run_jobs, start_listeners, stop
+
+    loaded = podnet.load()
+    network = loaded.network
+    client = loaded.trace("frontend", "svc/backend:80")
+    src = str(client.packet.src)
+    client_ns = client.paths[0].forward.hops[0].netns  # the frontend Pod's namespace
+    backends = sorted({p.endpoint for p in client.paths})
+    svc_ip = str(client.packet.dst)
+    pod_ip = str(client.paths[0].forward.packet.dst)  # one backend's own address, no Service
+    name = _name("ktest-conntrack")
+    with lifecycle.realized(network, name) as real:
+        procs, problems = start_listeners(
+            {b: (real.netns(network.pod_netns(b)), {"tcp:8080"}) for b in backends}
+        )
+        assert not problems, problems
+        try:
+            for ip, port in ((pod_ip, 8080), (svc_ip, 80)):
+                job = {"id": "c", "proto": "tcp", "ip": ip, "port": port, "timeout": 3}
+                tries = run_jobs(real.netns(client_ns), [job])["c"]
+                assert tries[0]["outcome"] == "connected", tries
+                kernel = {
+                    ns
+                    for ns, kernel_ns in real.plan.mapping.items()
+                    if any(
+                        f" dst={ip} " in e and f" dport={port} " in e
+                        for e in _tracked(kernel_ns, src)
+                    )
+                }
+                # the model's namespaces for the path to the Pod that answered
+                answered = tries[0]["pod"]
+                trace = loaded.trace("frontend", f"{ip}:{port}")
+                path = next(p for p in trace.paths if p.endpoint == answered)
+                model = {
+                    ns
+                    for ns, table in path.conntrack.items()
+                    if any(
+                        e.orig.proto == "tcp" and str(e.orig.dst) == ip and e.orig.dport == port
+                        for e in table.entries
+                    )
+                }
+                assert kernel == model, (ip, port, kernel, model)
+                assert kernel and all(ns.startswith("node:") for ns in kernel), kernel
+        finally:
+            stop(procs)
+    assert _ours(name) == []

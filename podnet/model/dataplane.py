@@ -184,6 +184,25 @@ class Table:
         return None
 
 
+def netfilter_unused(tables) -> bool:
+    """Whether nothing programs iptables in a namespace with ``tables``: every chain a built-in
+    one without rules, policy ACCEPT (a Pod's namespace). Linux then hooks no table there
+    (xtables registers a table's hooks in a namespace once the table is asked for there;
+    nftables has no base chain) and conntrack tracks none of its connections: since Linux 4.10
+    conntrack's hooks are registered in a namespace only when a ruleset there needs them
+    (commit 0c66dc1ea3f0, "netfilter: conntrack: register hooks in netns when needed by
+    ruleset"). A node's lazily written tables (kube-proxy's, with ``rules``) are in use.
+
+    >>> netfilter_unused((Table("filter", (Chain("INPUT", policy="ACCEPT"),)),))
+    True
+    >>> netfilter_unused((Table("filter", (Chain("INPUT", ("-j DROP",), "ACCEPT"),)),))
+    False
+    """
+    if getattr(tables, "rules", None) is not None:
+        return False
+    return all(not c.rules and c.policy in (None, "ACCEPT") for t in tables for c in t.chains)
+
+
 @dataclass(frozen=True, slots=True)
 class IpSet:
     """An ipset as ``ipset save`` lists it: ``hash:ip`` (host addresses) or ``hash:net`` (networks,

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
 from podnet.dataplane.names import mac_from_seed
-from podnet.model.dataplane import Link, Netns
+from podnet.model.dataplane import Link, Netns, netfilter_unused
 from podnet.realize.names import UNDERLAY_BRIDGE, RunNames
 
 UNDERLAY_MTU = 1500
@@ -182,10 +182,6 @@ def ipset_restore_text(sets) -> str | None:
     return render_ipsets(sets)
 
 
-def _empty_tables(ns: Netns) -> bool:
-    return all(not c.rules and c.policy in (None, "ACCEPT") for t in ns.tables for c in t.chains)
-
-
 def underlay_script(names: RunNames, attached: Iterable[tuple[str, str, str]]) -> NetnsScript:
     """The underlay namespace: bridge ``br0`` and one port per attached ``(emulated, kernel netns,
     eth0 MAC)``; each port's peer goes straight into its owner's namespace as ``eth0``."""
@@ -252,7 +248,7 @@ def plan_run(network, names: RunNames) -> RunPlan:
     kinds = {"node": 0, "pod": 1, "external": 2}
     for ns in sorted(emulated, key=lambda n: kinds.get(n.kind, 3)):
         # exactly what `podnet iptables-save --node` prints (LoadedCluster.iptables_save)
-        text = None if _empty_tables(ns) else render_tables(ns.tables)
+        text = None if netfilter_unused(ns.tables) else render_tables(ns.tables)
         scripts.append(netns_script(ns, names, text))
     if gw is not None:
         clients = [

@@ -51,6 +51,11 @@ class CtState:
         self.plain = (state, False, False, new)
 
 
+NO_NETFILTER = CtState(True, None, None, None, "NEW")  # type: ignore[arg-type]
+"""What :meth:`Hooks.ct_begin` gives in a namespace where nothing programs iptables: the hook
+walks and conntrack steps of that namespace are skipped (Hooks.run, Hooks.ct_confirm)."""
+
+
 def header(p: Packet) -> Packet:
     """The headers netfilter sees: the outer UDP packet of an encapsulated frame."""
     if p.encap is None:
@@ -90,6 +95,7 @@ class Hooks:
         self.view = view
         self._walks = view.walks  # lives with the view: an Engine lasts one trace
         self._last = (None, None)  # (packet, header(packet)) of the last encapsulated packet
+        self._bare = view.bare  # netns -> nothing programs iptables there (NetView.is_bare)
 
     def header(self, p: Packet) -> Packet:
         """:func:`header`, the same object again for the same packet: each hook and conntrack
@@ -106,7 +112,14 @@ class Hooks:
     # ------------------------------------------------------------------ conntrack
 
     def ct_begin(self, fl: Flight, netns: str, hook: str) -> tuple[Flight, CtState]:
-        """Look the packet up at PREROUTING or OUTPUT; translate a reply's destination back."""
+        """Look the packet up at PREROUTING or OUTPUT; translate a reply's destination back.
+        In a namespace where nothing programs iptables (a Pod's), :data:`NO_NETFILTER`: no
+        table hooks there and conntrack does not track there (NetView.is_bare)."""
+        bare = self._bare.get(netns)
+        if bare is None:
+            bare = self.view.is_bare(netns)
+        if bare:
+            return fl, NO_NETFILTER
         table = fl.ct.get(netns)
         p = fl.packet
         h = p if p.encap is None else self.header(p)
@@ -164,6 +177,8 @@ class Hooks:
 
     def ct_confirm(self, fl: Flight, netns: str, ct: CtState, hook: str) -> Flight:
         """Confirm a new connection's entry, or translate a reply's source back."""
+        if ct is NO_NETFILTER:
+            return fl
         p = fl.packet
         h = p if p.encap is None else self.header(p)
         if ct.new:
@@ -200,6 +215,8 @@ class Hooks:
         """Walk ``hook`` of ``netns``; give ``(flight, None)`` per accepted branch and
         ``(None, end)`` per branch that a rule dropped or rejected. The last branch goes on
         in ``fl`` itself (the others in forks of it): ``fl`` is not to be used after."""
+        if ct is NO_NETFILTER:  # no table hooks this namespace: nothing to walk, no TRACE
+            return ((fl, None),)
         p = fl.packet
         h = p if p.encap is None else self.header(p)
         o = ct.orig

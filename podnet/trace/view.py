@@ -14,7 +14,7 @@ from podnet.dataplane.routing import select_src
 from podnet.dataplane.ruleset import Ruleset
 from podnet.dataplane.rulevalues import RuleError
 from podnet.model.base import FrozenDict
-from podnet.model.dataplane import FdbEntry, Link, Neighbor, Route
+from podnet.model.dataplane import FdbEntry, Link, Neighbor, Route, netfilter_unused
 from podnet.model.trace import Packet, Step
 
 MEMO_LIMIT = 1 << 16
@@ -46,6 +46,7 @@ class NetView:
         self.walks: dict = {}  # memo of hook walks (podnet.trace.hooks)
         self.resolved: dict = {}  # memo of SRC/DST resolutions (podnet.trace.run)
         self._steps: dict = {}  # steps and texts of hops, see memo_step
+        self.bare: dict[str, bool] = {}  # netns -> no netfilter in use there, see is_bare
 
     def extended(self, network) -> NetView:
         """A view of ``network`` (this one's plus namespaces) that shares this view's memos."""
@@ -53,6 +54,7 @@ class NetView:
         other._rulesets = self._rulesets
         other._found = self._found
         other._local = self._local
+        other.bare = self.bare
         return other
 
     def netns(self, name: str):
@@ -193,6 +195,16 @@ class NetView:
             if vx is not None and vx.port == port and vx.vni == vni and vx.local in (None, local):
                 return link
         return None
+
+    def is_bare(self, name: str) -> bool:
+        """Whether nothing programs iptables in ``name`` (a Pod's namespace): no table's hooks
+        and no conntrack there (podnet.model.dataplane.netfilter_unused). Kept in ``bare``."""
+        bare = self.bare.get(name)
+        if bare is None:
+            if len(self.bare) >= MEMO_LIMIT:
+                self.bare.clear()
+            bare = self.bare[name] = netfilter_unused(self.netns(name).tables)
+        return bare
 
     def ruleset(self, name: str) -> Ruleset:
         rs = self._rulesets.get(name)
