@@ -223,22 +223,22 @@ def test_verify_every_conformance_case_agrees_with_the_kernel():
     assert [n for n in system.run_namespaces() if n.startswith(prefixes)] == []
 
 
-def _tracked(netns: str, src: str) -> list[str]:
-    """The TCP connections from ``src`` that the kernel tracks in ``netns`` (conntrack -L)."""
+def _tracked(netns: str, *match: str) -> list[str]:
+    """The connections the kernel tracks in ``netns`` (``conntrack -L`` with ``match``)."""
     cp = subprocess.run(
-        ["ip", "netns", "exec", netns, "conntrack", "-L", "-p", "tcp", "--orig-src", src],
+        ["ip", "netns", "exec", netns, "conntrack", "-L", *match],
         capture_output=True,
         text=True,
     )
     assert cp.returncode == 0, cp.stderr
-    return [line for line in cp.stdout.splitlines() if line.startswith("tcp ")]
+    return [line for line in cp.stdout.splitlines() if line[:4] in ("tcp ", "udp ")]
 
 
 def test_conntrack_tracks_where_the_kernel_tracks():
     """The namespaces holding a connection's conntrack entry, model against kernel: the nodes
     (kube-proxy's rules need conntrack), never a Pod's namespace, where nothing programs
     iptables (Linux registers conntrack's hooks in a namespace only when a ruleset there needs
-    them, since 4.10)."""
+    them, since 4.10). The VXLAN tunnel's outer UDP flows too: where the kernel tracks them."""
     from podnet.realize.verify import run_jobs, start_listeners, stop
 
     loaded = podnet.load()
@@ -255,6 +255,7 @@ def test_conntrack_tracks_where_the_kernel_tracks():
             {b: (real.netns(network.pod_netns(b)), {"tcp:8080"}) for b in backends}
         )
         assert not problems, problems
+        tunnels: set[str] = set()  # the model's namespaces with a VXLAN flow
         try:
             for ip, port in ((pod_ip, 8080), (svc_ip, 80)):
                 job = {"id": "c", "proto": "tcp", "ip": ip, "port": port, "timeout": 3}
@@ -265,7 +266,7 @@ def test_conntrack_tracks_where_the_kernel_tracks():
                     for ns, kernel_ns in real.plan.mapping.items()
                     if any(
                         f" dst={ip} " in e and f" dport={port} " in e
-                        for e in _tracked(kernel_ns, src)
+                        for e in _tracked(kernel_ns, "-p", "tcp", "--orig-src", src)
                     )
                 }
                 # the model's namespaces for the path to the Pod that answered
@@ -282,6 +283,18 @@ def test_conntrack_tracks_where_the_kernel_tracks():
                 }
                 assert kernel == model, (ip, port, kernel, model)
                 assert kernel and all(ns.startswith("node:") for ns in kernel), kernel
+                tunnels |= {
+                    ns
+                    for ns, table in path.conntrack.items()
+                    if any(e.orig.proto == "udp" and e.orig.dport == 8472 for e in table.entries)
+                }
+            kernel = {
+                ns
+                for ns, kernel_ns in real.plan.mapping.items()
+                if _tracked(kernel_ns, "-p", "udp", "--orig-port-dst", "8472")
+            }
+            # the first connection crossed nodes: both ends' nodes track its tunnel flows
+            assert kernel == tunnels and len(kernel) >= 2, (kernel, tunnels)
         finally:
             stop(procs)
     assert _ours(name) == []
