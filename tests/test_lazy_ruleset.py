@@ -134,6 +134,9 @@ class _Source:
     def shared(self, table, name):
         return None
 
+    def host_index(self, table, name, head_of):
+        return None
+
     def tables(self):
         return (self._t,)
 
@@ -203,3 +206,39 @@ def test_own_big_chains_compile_rule_by_rule():
     pod = next(p for p in net.cluster.pods if p.node == "node-1" and not p.host_network)
     hits = fwd.dst_index[int(pod.ip)]
     assert [fwd.rules[i].text.split()[1] for i in hits] == [f"{pod.ip}/32"] * len(hits)
+
+
+def _assert_host_index_is_the_parse(cluster) -> int:
+    """The policy agent's index of its top chains (written with the rules, one local Pod at a
+    time) is the one read back from their texts, on every node; gives the chains compared."""
+    from podnet.dataplane.lazy_ruleset import _by_rule, head_of
+
+    compared = 0
+    for node in cluster.nodes:
+        rules = node_rules(cluster, node.name)
+        for t in rules.tables():
+            for c in t.chains:
+                hint = rules.host_index(t.name, c.name, head_of)
+                if hint is None:
+                    assert t.name != "filter" or not c.name.startswith("KUBE-ROUTER-"), c.name
+                    continue
+                parsed = _by_rule(t.name, c, None)
+                assert hint == (parsed.dst_index, parsed.src_index, parsed.always), c.name
+                hinted = _by_rule(t.name, c, None, hint)
+                assert (hinted.dst_index, hinted.src_index, hinted.always) == hint
+                compared += 1
+    return compared
+
+
+def test_agent_host_index_is_the_parse():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    total = 0
+    for parts in CLUSTERS:
+        total += _assert_host_index_is_the_parse(
+            podnet.api.load(str(root.joinpath(*parts))).cluster
+        )
+    for params in ((3, 5, 25, 12, 6, 3), (4, 60, 300, 8, 6, 4)):
+        total += _assert_host_index_is_the_parse(_network(*params).cluster)
+    assert total >= 3 * 7  # three top chains on each node of clusters with policies

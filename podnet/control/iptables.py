@@ -89,6 +89,13 @@ class NodeRules:
             return True
         return table == "filter" and self.agent is not None and self.agent.has(name)
 
+    def host_index(self, table: str, name: str, head_of) -> tuple | None:
+        """The policy agent's index of one of its top chains by host address, or None (see
+        AgentNode.host_index): it writes those rules one local Pod at a time."""
+        if table != "filter" or self.agent is None:
+            return None
+        return self.agent.host_index(name, head_of)
+
     @property
     def table_names(self) -> tuple[str, ...]:
         return TABLE_ORDER

@@ -544,6 +544,7 @@ class AgentNode:
     tops: tuple[Chain, ...]
     st: AgentState
     _pods: dict[str, Chain] = field(default_factory=dict, repr=False)
+    _heads: dict[str, tuple] = field(default_factory=dict, repr=False)
 
     def chain(self, name: str) -> Chain | None:
         """The agent's chain ``name`` on this node, or None."""
@@ -571,10 +572,56 @@ class AgentNode:
         pod = self.st.pod_chains.get(name)
         return pod is not None and pod.node == self.node
 
+    def host_index(self, name: str, head_of) -> tuple | None:
+        """A top chain's rules by the host address their text begins with, as a walk's index
+        keys them (podnet.dataplane.lazy_ruleset): ``({IP: positions}`` of ``-d IP/32``,
+        ``{IP: positions}`` of ``-s IP/32``, the other positions``)``; None for another chain.
+        The rules written per local Pod are placed as they were written (a Pod's address
+        known, not read back from the texts); the few others are read by ``head_of(text)``,
+        which gives ``("dst" | "src", IP as an int)`` or None."""
+        hit = self._heads.get(name)
+        if hit is not None:
+            return hit
+        chain = next((c for c in self.tops if c.name == name), None)
+        if chain is None:
+            return None
+        layout = _PER_POD[name]  # the head each of a Pod's rules begins with, in order
+        pods = self.st.by_node.get(self.node, ())
+        rules = chain.rules
+        first = len(rules) - 1 - len(layout) * len(pods)  # the fixed head, then the Pods'
+        found: tuple[dict[int, tuple[int, ...]], dict[int, tuple[int, ...]]] = ({}, {})
+        always: list[int] = []
+        for pos in (*range(first), len(rules) - 1):
+            head = head_of(rules[pos])
+            if head is None:
+                always.append(pos)
+            else:
+                d = found[head[0] == "src"]
+                d[head[1]] = d.get(head[1], ()) + (pos,)
+        pos = first
+        for pod in pods:
+            ip = pod.ip._ip  # (the int IPv4Address keeps)
+            for src in layout:
+                d = found[src]
+                d[ip] = d.get(ip, ()) + (pos,)
+                pos += 1
+        # positions ascending in each entry: a Pod's rules follow the fixed head
+        hit = self._heads[name] = (found[0], found[1], tuple(sorted(always)))
+        return hit
+
     def user_chains(self) -> tuple[Chain, ...]:
         """Every user chain, in the order the agent creates them (tops, policies, Pods)."""
         pods = tuple(self.chain(self.st.chain_name(p)) for p in self.st.by_node.get(self.node, ()))
         return self.tops + self.st.shared_chains + pods  # type: ignore[operator]
+
+
+# the rules agent_node writes per local Pod in each top chain, by the address they begin with:
+# False for "-d POD/32", True for "-s POD/32"
+_PER_POD = {
+    FORWARD_CHAIN: (False, False, True, True),
+    OUTPUT_CHAIN: (False, True),
+    INPUT_CHAIN: (True,),
+}
 
 
 def agent_node(cluster: Cluster, node: str) -> AgentNode | None:

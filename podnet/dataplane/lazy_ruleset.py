@@ -51,6 +51,12 @@ class ChainSource(Protocol):
 
     def shared(self, table: str, name: str) -> Mapping[tuple[str, str], Chain] | None: ...
 
+    def host_index(self, table: str, name: str, head_of) -> tuple | None:
+        """A big chain's rules by host address as :func:`_by_rule` would read them from
+        their texts, where the source knows it (or None): ``(dst_index, src_index, always)``.
+        ``head_of(text)`` reads one rule's head as _by_rule does."""
+        ...
+
     def tables(self) -> tuple: ...
 
 
@@ -106,7 +112,8 @@ class LazyChains(Mapping):
             and len(chain.rules) >= max(self.threshold, LAZY_RULES_MIN)
             and self.source.shared(table, name) is None
         ):
-            cc = _by_rule(table, chain, self._rule_checker(table, chain))
+            hint = self.source.host_index(table, name, head_of)
+            cc = _by_rule(table, chain, self._rule_checker(table, chain), hint)
         else:
             cc = compiled(table, chain, self.threshold)
             self._check(table, chain, cc)
@@ -250,23 +257,45 @@ class _LazyLabels(Sequence):
         return _labels((self.rules[pos],), self.tail == "policy")[0]
 
 
-def _by_rule(table: str, chain: Chain, check) -> CompiledChain:
-    """``chain`` with its rules compiled on demand and indexed by their texts' host addresses."""
-    dst_index: dict[int, list[int]] = {}
-    src_index: dict[int, list[int]] = {}
-    always: list[int] = []
-    match = _HEAD.match
-    # a head's address parsed as the rule compiler parses it (cached); one it would not take
-    # leaves the rule to its own compilation, which says what is wrong
-    dotted = _dotted_net
-    for pos, text in enumerate(chain.rules):
-        src, dst = match(text).groups()
-        if dst is not None and (hit := dotted(dst)) is not None:
-            dst_index.setdefault(hit[0], []).append(pos)
-        elif src is not None and (hit := dotted(src)) is not None:
-            src_index.setdefault(hit[0], []).append(pos)
-        else:
-            always.append(pos)
+def head_of(text: str) -> tuple[str, int] | None:
+    """The host address a rule's text begins with, as a big chain's index keys the rule:
+    ``("dst", IP)`` for ``-d IP/32`` (after any ``-s``), else ``("src", IP)`` for ``-s IP/32``,
+    else None. The address is parsed as the rule compiler parses it; one it would not take
+    leaves the rule to its own compilation, which says what is wrong.
+
+    >>> head_of("-s 10.244.1.2/32 -j KUBE-POD-FW-X"), head_of("-p tcp -j ACCEPT")
+    (('src', 183763202), None)
+    """
+    src, dst = _HEAD.match(text).groups()
+    if dst is not None and (hit := _dotted_net(dst)) is not None:
+        return "dst", hit[0]
+    if src is not None and (hit := _dotted_net(src)) is not None:
+        return "src", hit[0]
+    return None
+
+
+def _by_rule(table: str, chain: Chain, check, hint: tuple | None = None) -> CompiledChain:
+    """``chain`` with its rules compiled on demand and indexed by their texts' host addresses
+    (``hint``: that index, from the source that wrote the rules; ChainSource.host_index)."""
+    if hint is not None:
+        dst_index, src_index, always = hint
+    else:
+        dst: dict[int, list[int]] = {}
+        src: dict[int, list[int]] = {}
+        rest: list[int] = []
+        match = _HEAD.match
+        dotted = _dotted_net  # (head_of written out: a chain of a few hundred rules)
+        for pos, text in enumerate(chain.rules):
+            s, d = match(text).groups()
+            if d is not None and (hit := dotted(d)) is not None:
+                dst.setdefault(hit[0], []).append(pos)
+            elif s is not None and (hit := dotted(s)) is not None:
+                src.setdefault(hit[0], []).append(pos)
+            else:
+                rest.append(pos)
+        dst_index = {k: tuple(v) for k, v in dst.items()}
+        src_index = {k: tuple(v) for k, v in src.items()}
+        always = tuple(rest)
     builtin = chain.name in BUILTIN_CHAINS.get(table, ())
     rules = _LazyRules(chain.rules, (table, chain.name), check)
     return CompiledChain(
@@ -277,10 +306,10 @@ def _by_rule(table: str, chain: Chain, check) -> CompiledChain:
         builtin,
         {},
         EMPTY,
-        tuple(always),
+        always,
         _LazyLabels(rules, builtin),
-        {k: tuple(v) for k, v in dst_index.items()},
-        {k: tuple(v) for k, v in src_index.items()},
+        dst_index,
+        src_index,
     )
 
 
