@@ -261,6 +261,7 @@ def test_conntrack_tracks_what_and_where_the_kernel_tracks():
     them, since 4.10)."""
     from podnet.dataplane.conntrack import render_entry
     from podnet.realize.verify import run_jobs, start_listeners, stop
+    from podnet.render.linux_views import iptables_save
 
     loaded = podnet.load()
     network = loaded.network
@@ -275,6 +276,14 @@ def test_conntrack_tracks_what_and_where_the_kernel_tracks():
             {b: (real.netns(network.pod_netns(b)), {"tcp:8080"}) for b in backends}
         )
         assert not problems, problems
+        # no table is loaded in a Pod's namespace: iptables-save prints nothing, as podnet shows
+        for ns in (client_ns, network.pod_netns(backends[0])):
+            cp = subprocess.run(
+                ["ip", "netns", "exec", real.netns(ns), "iptables-save"],
+                capture_output=True,
+                text=True,
+            )
+            assert (cp.returncode, cp.stdout) == (0, iptables_save(network.get(ns))) == (0, "")
         try:
             for ip, port in ((pod_ip, 8080), (svc_ip, 80)):
                 for kernel_ns in real.plan.mapping.values():  # podnet's own namespaces only

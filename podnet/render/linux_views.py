@@ -17,7 +17,7 @@ from podnet.dataplane.bridge import show_fdb
 from podnet.dataplane.conntrack import ConntrackTable, render_table
 from podnet.dataplane.neigh import show_neighbors
 from podnet.dataplane.routing import show_routes
-from podnet.model.dataplane import Link, Netns
+from podnet.model.dataplane import Link, Netns, netfilter_unused
 from podnet.model.trace import Path
 
 # conntrack-tools in Debian 12 / Ubuntu 24.04 (the summary line goes to stderr)
@@ -169,10 +169,14 @@ def bridge_fdb(netns: Netns) -> str:
 
 
 def iptables_save(netns: Netns) -> str:
-    """``iptables-save`` of the namespace's tables."""
+    """``iptables-save`` of the namespace's tables: nothing where nothing programs iptables (a
+    Pod's namespace), which has no table loaded (iptables-save prints nothing there, with
+    iptables-nft and -legacy alike; podnet.model.dataplane.netfilter_unused)."""
     from podnet.render.iptables_save import render_tables
 
-    return render_tables(netns.tables) if netns.tables else ""
+    if not netns.tables or netfilter_unused(netns.tables):
+        return ""
+    return render_tables(netns.tables)
 
 
 def conntrack_list(table: ConntrackTable | None) -> tuple[str, str]:
