@@ -28,3 +28,18 @@ def test_fork_changes_apart_from_its_flight():
     assert [s.type for s in first.steps] == ["route", "nat"] and second.packet is q
     assert first.nftrace == (NfTrace("OUTPUT", (), P, q, None, "eth0"),)
     assert other.seen == {("k",), ("k2",)} and other.nat_seen
+
+
+def test_fork_copies_every_field():
+    from podnet.trace.flight import _FIELDS
+
+    fl = Flight(P).enter("node-1", "pod:default/a", "eth0", "out", ("k",))
+    for i, name in enumerate(_FIELDS):
+        if name not in ("hop_steps", "hop_nftrace", "seen", "ct"):
+            setattr(fl, name, ("value", i))
+    other = fl.fork()
+    for name in _FIELDS:
+        mine, theirs = getattr(fl, name), getattr(other, name)
+        assert mine == theirs, name
+        # the containers a branch changes in place are its own; the rest is shared
+        assert (mine is theirs) == (name not in ("hop_steps", "hop_nftrace", "seen", "ct")), name

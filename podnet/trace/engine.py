@@ -69,7 +69,8 @@ class Engine:
         """A local socket in ``netns`` sends ``fl.packet`` (``ip_local_out``)."""
         v = self.view
         node = v.node_of(netns)
-        hdr = self.hooks.header(fl.packet)
+        p = fl.packet
+        hdr = p if p.encap is None else self.hooks.header(p)
         route = v.route(netns, hdr.dst)
         if route is None:
             fl = fl.enter(node, netns, "-", "out")
@@ -90,7 +91,8 @@ class Engine:
             if oc is not None:
                 ends.append(oc)
                 continue
-            hdr1 = self.hooks.header(fl1.packet)
+            p1 = fl1.packet
+            hdr1 = p1 if p1.encap is None else self.hooks.header(p1)
             route1 = route
             if hdr1.dst is not hdr.dst and hdr1.dst != hdr.dst:
                 # ip_route_me_harder: DNAT in OUTPUT re-routes the packet (net/ipv4/netfilter.c)
@@ -155,7 +157,8 @@ class Engine:
         self, fl: Flight, netns: str, device: str, physin: str | None, ct
     ) -> list[End]:
         v = self.view
-        hdr = self.hooks.header(fl.packet)
+        p = fl.packet
+        hdr = p if p.encap is None else self.hooks.header(p)
         route = v.route(netns, hdr.dst)
         if route is None:
             return [self._end(fl, "NO_ROUTE", f"{netns} has no route to {hdr.dst}")]
@@ -533,7 +536,11 @@ class Engine:
             e = (e.src._ip, e.dst._ip, e.sport, e.dport, e.vni, e.type)
         key = (netns, device, direction, p.src._ip, p.dst._ip, p.proto, p.sport, p.dport, e)
         again = key in fl.seen
-        fl = fl.enter(self.view.node_of(netns), netns, device, direction, key)
+        v = self.view
+        node = v._nodes.get(netns, v)  # (NetView.node_of's memo read in place: every hop)
+        if node is v:
+            node = v.node_of(netns)
+        fl = fl.enter(node, netns, device, direction, key)
         if again:
             return fl, self._end(
                 fl,
