@@ -605,8 +605,8 @@ class AgentNode:
                 d = found[src]
                 d[ip] = d.get(ip, ()) + (pos,)
                 pos += 1
-        # positions ascending in each entry: a Pod's rules follow the fixed head
-        hit = self._heads[name] = (found[0], found[1], tuple(sorted(always)))
+        # (positions ascend in each entry and in ``always``: the head, the Pods', the tail)
+        hit = self._heads[name] = (found[0], found[1], tuple(always))
         return hit
 
     def user_chains(self) -> tuple[Chain, ...]:
