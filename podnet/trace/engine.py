@@ -306,7 +306,9 @@ class Engine:
             return self._l3_input(fl.l2(LOOPBACK_MAC, LOOPBACK_MAC), netns, dev)
         if link.kind == "vxlan":
             return self._vxlan_xmit(fl, netns, link, nexthop)
-        if nexthop == v.gateway and link.kind == "ether":
+        gw = v.gateway
+        # (the ints IPv4Address keeps compared: its == is a Python-level call)
+        if gw is not None and nexthop._ip == gw._ip and link.kind == "ether":
             return self._via_gateway(fl.l2(link.mac, None), netns, dev, nexthop)
         hit = v.arp(netns, dev, nexthop)
         if hit is None:
@@ -319,7 +321,7 @@ class Engine:
             ]
         peer_ns, peer_dev, mac = hit
         step = v.memo_step(
-            ("neigh", netns, dev, int(nexthop), mac),
+            ("neigh", netns, dev, nexthop._ip, mac),
             lambda: Step("neigh", f"{nexthop} dev {dev} lladdr {mac} REACHABLE"),
         )
         fl = fl.step_l2(step, link.mac, mac)
@@ -358,7 +360,7 @@ class Engine:
         vx = link.vxlan
         fl = fl.step(
             v.memo_step(
-                ("vxfdb", netns, link.name, neigh.mac, int(remote)),
+                ("vxfdb", netns, link.name, neigh.mac, remote._ip),
                 lambda: Step("fdb", f"{neigh.mac} dev {link.name} dst {remote} self permanent"),
             )
         )

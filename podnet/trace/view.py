@@ -26,6 +26,8 @@ class NetView:
 
     def __init__(self, network):
         self.network = network
+        # the underlay's router (podnet.dataplane.network.Network.underlay_gateway)
+        self.gateway: IPv4Address | None = network.underlay_gateway
         self._rulesets: dict[str, Ruleset] = {}
         self._found: dict[str, dict] = {}  # chains walks found per ruleset (netfilter.traverse)
         self._local: dict[str, frozenset[IPv4Address]] = {}
@@ -43,6 +45,8 @@ class NetView:
         self._sysctls: dict[tuple[str, str], int] = {}
         self._fdb: dict[tuple[str, str, str], tuple[bool, FdbEntry | None]] = {}
         self._route_steps: dict[int, tuple[Route, Step]] = {}
+        # VXLAN neighbours, FDB entries and sockets by (kind, netns, ...): fixed once built
+        self._l2: dict[tuple, object] = {}
         self.walks: dict = {}  # memo of hook walks (podnet.trace.hooks)
         self.resolved: dict = {}  # memo of SRC/DST resolutions (podnet.trace.run)
         self._steps: dict = {}  # steps and texts of hops, see memo_step
@@ -78,7 +82,7 @@ class NetView:
         return self.netns(name).kind
 
     def route(self, name: str, dst: IPv4Address) -> Route | None:
-        key = (name, int(dst))
+        key = (name, dst._ip)  # (the int IPv4Address keeps: int() is a Python-level call)
         memo = self._routes
         if key in memo:
             return memo[key]
@@ -148,7 +152,7 @@ class NetView:
         return value
 
     def arp(self, name: str, dev: str, ip: IPv4Address) -> tuple[str, str, str] | None:
-        key = (name, dev, int(ip))
+        key = (name, dev, ip._ip)
         hit = self._arp.get(key)
         if hit is None:
             hit = self.network.l2_resolve(name, dev, ip)
@@ -159,10 +163,28 @@ class NetView:
         return hit
 
     def neigh(self, name: str, dev: str, ip: IPv4Address) -> Neighbor | None:
-        return neigh_lookup(self.netns(name), dev, ip, index=self.network.neigh_index(name))
+        key = ("neigh", name, dev, ip._ip)
+        memo = self._l2
+        if key in memo:
+            return memo[key]
+        if len(memo) >= MEMO_LIMIT:
+            memo.clear()
+        hit = memo[key] = neigh_lookup(
+            self.netns(name), dev, ip, index=self.network.neigh_index(name)
+        )
+        return hit
 
     def vxlan_fdb(self, name: str, dev: str, mac: str) -> IPv4Address | None:
-        return vxlan_remote(self.netns(name), dev, mac, index=self.network.fdb_index(name))
+        key = ("vxfdb", name, dev, mac)
+        memo = self._l2
+        if key in memo:
+            return memo[key]
+        if len(memo) >= MEMO_LIMIT:
+            memo.clear()
+        hit = memo[key] = vxlan_remote(
+            self.netns(name), dev, mac, index=self.network.fdb_index(name)
+        )
+        return hit
 
     def bridge_own(self, name: str, bridge: str, mac: str | None) -> bool:
         return mac is not None and self._bridge(name, bridge, mac)[0]
@@ -190,11 +212,24 @@ class NetView:
 
     def vxlan_socket(self, name: str, local: IPv4Address, port: int, vni: int) -> Link | None:
         """The VXLAN device whose kernel socket takes UDP ``port`` packets for ``vni``."""
-        for link in self.netns(name).links:
-            vx = link.vxlan
-            if vx is not None and vx.port == port and vx.vni == vni and vx.local in (None, local):
-                return link
-        return None
+        key = ("vxsock", name, local._ip, port, vni)
+        memo = self._l2
+        if key in memo:
+            return memo[key]
+        if len(memo) >= MEMO_LIMIT:
+            memo.clear()
+        memo[key] = found = next(
+            (
+                link
+                for link in self.netns(name).links
+                if (vx := link.vxlan) is not None
+                and vx.port == port
+                and vx.vni == vni
+                and vx.local in (None, local)
+            ),
+            None,
+        )
+        return found
 
     def is_bare(self, name: str) -> bool:
         """Whether nothing programs iptables in ``name`` (a Pod's namespace): no table's hooks
@@ -327,10 +362,6 @@ class NetView:
         return pods
 
     # the underlay's router -------------------------------------------------------------------
-
-    @property
-    def gateway(self) -> IPv4Address | None:
-        return self.network.underlay_gateway
 
     def external_netns(self, ip: IPv4Address) -> str | None:
         return self.network.external_netns(ip)
