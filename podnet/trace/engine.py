@@ -537,12 +537,15 @@ class Engine:
         if e is not None:
             e = (e.src._ip, e.dst._ip, e.sport, e.dport, e.vni, e.type)
         key = (netns, device, direction, p.src._ip, p.dst._ip, p.proto, p.sport, p.dport, e)
-        again = key in fl.seen
+        seen = fl.seen
+        n = len(seen)
+        seen.add(key)  # (one hash of the key: grown or not tells whether it was there)
+        again = len(seen) == n
         v = self.view
         node = v._nodes.get(netns, v)  # (NetView.node_of's memo read in place: every hop)
         if node is v:
             node = v.node_of(netns)
-        fl = fl.enter(node, netns, device, direction, key)
+        fl = fl.enter(node, netns, device, direction)
         if again:
             return fl, self._end(
                 fl,

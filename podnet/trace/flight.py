@@ -7,7 +7,8 @@ from fractions import Fraction
 from podnet.model.base import EMPTY, FrozenDict
 from podnet.model.trace import Hop, NfTraces, Packet, Step, new_hop
 
-_ONE = Fraction(1)
+ONE = Fraction(1)
+"""A flight's probability until a random choice splits it (the same object: tested by identity)."""
 
 
 _FIELDS = (
@@ -53,7 +54,7 @@ class Flight:
     def __init__(
         self,
         packet: Packet,
-        prob: Fraction = _ONE,
+        prob: Fraction = ONE,
         hops: tuple[Hop, ...] = (),
         dst_mac: str | None = None,
         src_mac: str | None = None,  # the frame's source MAC (set where a device transmits it)
@@ -87,7 +88,7 @@ class Flight:
             self.hop_packet,
             self.hop_src_mac,
             self.hop_dst_mac,
-            NfTraces(tuple(nftrace)) if nftrace else (),
+            _nftraces(tuple(nftrace)) if nftrace else (),
         )
 
     def enter(
@@ -193,6 +194,18 @@ def _make_fork():
 
 
 _fork = _make_fork()
+
+
+def _nftraces(records: tuple[tuple, ...]) -> NfTraces:
+    """``NfTraces(records)`` without its Python-level ``__init__`` (a hop that walked a hook
+    closes with one)."""
+    made = _new_object(NfTraces)
+    made._fields = records
+    made._made = None
+    return made
+
+
+_new_object = object.__new__
 
 
 class End:

@@ -18,7 +18,7 @@ from podnet.dataplane import conntrack as ctmod
 from podnet.dataplane import netfilter as nf
 from podnet.model.base import EMPTY, FrozenDict
 from podnet.model.trace import Packet, Step, ip_text, new_packet, new_step
-from podnet.trace.flight import End, Flight
+from podnet.trace.flight import ONE, End, Flight
 from podnet.trace.policy_glue import policy_end, policy_steps
 from podnet.trace.view import MEMO_LIMIT, NetView
 
@@ -26,32 +26,43 @@ EMPTY_CT = ctmod.ConntrackTable()
 
 
 class CtState:
-    """What conntrack knows of the packet in one namespace while it crosses the hooks (never
-    changed once made; a plain slotted class: one is made per namespace a packet crosses)."""
+    """What conntrack knows of the packet in one namespace while it crosses the hooks (a
+    plain slotted class, made by :func:`_ctstate`: one is made per namespace a packet
+    crosses; never changed once made but for the memo of its last ``code_of``)."""
 
-    __slots__ = ("new", "direction", "entry", "orig", "state", "plain")
+    __slots__ = ("new", "direction", "entry", "orig", "state", "code", "last", "last_code")
 
-    def __init__(
-        self,
-        new: bool,
-        direction: str | None,  # None (new), "original" or "reply"
-        entry: object | None,
-        orig: Packet,  # the headers as they entered this namespace's conntrack
-        state: str = "NEW",  # what -m conntrack --ctstate sees
-    ):
-        self.new, self.direction, self.entry, self.orig, self.state = (
-            new,
-            direction,
-            entry,
-            orig,
-            state,
-        )
-        # what a hook walk's memo key holds of it while no NAT is known: (ctstate, DNAT
-        # seen, SNAT seen, new), made once
-        self.plain = (state, False, False, new)
+    new: bool
+    direction: str | None  # None (new), "original" or "reply"
+    entry: object | None
+    orig: Packet  # the headers as they entered this namespace's conntrack
+    state: str  # what -m conntrack --ctstate sees
+    # what a hook walk's memo key holds of the ctstate, the ct_new flag and the NAT seen, as
+    # one int (an int hashes and compares at once): CTSTATES index << 3 | DNAT << 2 |
+    # SNAT << 1 | new; ``code`` is that of the packet as it entered (no NAT known)
+    code: int
 
 
-NO_NETFILTER = CtState(True, None, None, None, "NEW")  # type: ignore[arg-type]
+CTSTATES = ("NEW", "ESTABLISHED", "RELATED", "INVALID", "UNTRACKED")
+_CTSTATE_BITS = {s: i << 3 for i, s in enumerate(CTSTATES)}
+_new_object = object.__new__
+
+
+def _ctstate(new: bool, direction: str | None, entry, orig: Packet, state: str) -> CtState:
+    """A CtState, without a Python-level ``__init__``."""
+    ct = _new_object(CtState)
+    ct.new, ct.direction, ct.entry, ct.orig, ct.state = new, direction, entry, orig, state
+    ct.code = _CTSTATE_BITS[state] | new
+    ct.last = None
+    return ct
+
+
+def _decode(code: int) -> tuple[str, bool, bool, bool]:
+    """``(ctstate, DNAT seen, SNAT seen, new)`` of a CtState code."""
+    return CTSTATES[code >> 3], bool(code & 4), bool(code & 2), bool(code & 1)
+
+
+NO_NETFILTER = _ctstate(True, None, None, None, "NEW")  # type: ignore[arg-type]
 """What :meth:`Hooks.ct_begin` gives in a namespace where nothing programs iptables: the hook
 walks and conntrack steps of that namespace are skipped (Hooks.run, Hooks.ct_confirm)."""
 
@@ -124,10 +135,10 @@ class Hooks:
         p = fl.packet
         h = p if p.encap is None else self.header(p)
         if table is None:  # the first packet to cross this namespace
-            return fl, CtState(True, None, None, h, "NEW")
+            return fl, _ctstate(True, None, None, h, "NEW")
         hit = ctmod.lookup(table, h)
         if hit is None:
-            return fl, CtState(True, None, None, h, "NEW")
+            return fl, _ctstate(True, None, None, h, "NEW")
         entry, direction = hit
         if direction == "reply":
             o = entry.orig
@@ -159,7 +170,7 @@ class Hooks:
                     ),
                 )
                 fl = fl.step(step)
-            return fl, CtState(False, direction, entry, h, "ESTABLISHED")
+            return fl, _ctstate(False, direction, entry, h, "ESTABLISHED")
         # A later packet of a known connection (e.g. back in over lo): the NAT binding is
         # reused, the nat table is not consulted again; it stays NEW until a reply was seen.
         state = "NEW" if entry.unreplied else "ESTABLISHED"
@@ -173,7 +184,7 @@ class Hooks:
             fl = fl.step(
                 Step("conntrack", f"{_tuple(entry.orig)}: known connection, ctstate {state}")
             )
-        return fl, CtState(False, direction, entry, h, state)
+        return fl, _ctstate(False, direction, entry, h, state)
 
     def ct_confirm(self, fl: Flight, netns: str, ct: CtState, hook: str) -> Flight:
         """Confirm a new connection's entry, or translate a reply's source back."""
@@ -222,7 +233,9 @@ class Hooks:
         o = ct.orig
         entry = ct.entry
         if h is o and entry is None:  # as it entered, no connection: no NAT (the common case)
-            cts = ct.plain
+            cts = ct.code
+        elif h is ct.last:  # the same packet again (FORWARD then POSTROUTING)
+            cts = ct.last_code
         else:
             # (the addresses as the ints IPv4Address keeps: its == is a Python-level call)
             dnat = h.dst._ip != o.dst._ip or h.dport != o.dport
@@ -231,7 +244,8 @@ class Hooks:
                 had = entry.status
                 dnat = dnat or "DNAT" in had
                 snat = snat or "SNAT" in had
-            cts = (ct.state, dnat, snat, ct.new)
+            cts = ct.code | (4 if dnat else 0) | (2 if snat else 0)
+            ct.last, ct.last_code = h, cts
         recent = fl.recent
         # (an empty FrozenDict is falsy only through a Python-level __len__)
         recent = None if recent is EMPTY else recent.get(netns)
@@ -303,7 +317,10 @@ class Hooks:
         for (prob, verdict, steps, changed, q, nat_seen, recent_set, oc, endings), fl in zip(
             results, flights, strict=True
         ):
-            prob = prob0 if prob is None else prob0 * prob
+            if prob is None:
+                prob = prob0
+            elif prob0 is not ONE:  # (a Fraction product is a dozen Python-level calls)
+                prob = prob0 * prob
             if changed and not same_ports:
                 q = nf.carry_ports(q, read, h.sport, h.dport)
             # unchanged headers put back give the packet itself (header() took them from it)
@@ -364,7 +381,7 @@ class Hooks:
         """Walk the hook for real and remember what each outcome does to a flight (its steps
         with the policy and NAT steps added), under the ports the walk read."""
         v = self.view
-        state, dnat, snat, new = cts
+        state, dnat, snat, new = _decode(cts)
         _, ctx = v.hook_context(
             netns,
             key[2],
