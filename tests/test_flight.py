@@ -33,13 +33,43 @@ def test_fork_changes_apart_from_its_flight():
 def test_fork_copies_every_field():
     from podnet.trace.flight import _FIELDS
 
+    own = ("hop", "hop_steps", "hop_nftrace", "seen", "ct")
     fl = Flight(P).enter("node-1", "pod:default/a", "eth0", "out", ("k",))
     for i, name in enumerate(_FIELDS):
-        if name not in ("hop_steps", "hop_nftrace", "seen", "ct"):
+        if name not in own:
             setattr(fl, name, ("value", i))
     other = fl.fork()
+    hop_fields = ("node", "netns", "device", "direction", "packet", "src_mac", "dst_mac")
     for name in _FIELDS:
         mine, theirs = getattr(fl, name), getattr(other, name)
-        assert mine == theirs, name
-        # the containers a branch changes in place are its own; the rest is shared
-        assert (mine is theirs) == (name not in ("hop_steps", "hop_nftrace", "seen", "ct")), name
+        if name == "hop":  # the open hop: a copy of its own, equal field for field
+            assert [getattr(mine, f) for f in hop_fields] == [
+                getattr(theirs, f) for f in hop_fields
+            ]
+        else:
+            assert mine == theirs, name
+        # what a branch changes in place is its own; the rest is shared
+        assert (mine is theirs) == (name not in own), name
+
+
+def test_a_closed_hop_is_a_hop_and_a_fork_keeps_its_own():
+    from podnet.model.trace import Hop
+
+    fl = Flight(P).enter("node-1", "pod:default/a", "eth0", "out")
+    fl.step(Step("route", "default via 10.244.1.1 dev eth0")).l2("aa", "bb")
+    other = fl.fork()
+    other.l2("cc", "dd").on_device("eth1")
+    (hop,) = fl.all_hops()
+    assert type(hop) is Hop and hop == Hop(
+        "node-1",
+        "pod:default/a",
+        "eth0",
+        "out",
+        (Step("route", "default via 10.244.1.1 dev eth0"),),
+        P,
+        "aa",
+        "bb",
+    )
+    (theirs,) = other.all_hops()
+    assert (theirs.device, theirs.src_mac, theirs.dst_mac) == ("eth1", "cc", "dd")
+    assert fl.all_hops() == (hop,)  # closed once

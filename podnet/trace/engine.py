@@ -117,7 +117,7 @@ class Engine:
 
     def receive(self, fl: Flight, netns: str, device: str) -> list[End]:
         """A frame arrives on ``device`` of ``netns``."""
-        if fl.packet.mark and fl.hop_netns is not None and fl.hop_netns != netns:
+        if fl.packet.mark and fl.hop is not None and fl.hop.netns != netns:
             # Another host or namespace: the skb mark does not travel (skb_scrub_packet on a
             # netns crossing; on the wire a mark never exists).
             p = fl.packet

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from podnet.model.base import EMPTY, FrozenDict
-from podnet.model.trace import Hop, NfTraces, Packet, Step, new_hop
+from podnet.model.trace import Hop, NfTraces, Packet, Step
 
 ONE = Fraction(1)
 """A flight's probability until a random choice splits it (the same object: tested by identity)."""
@@ -22,18 +22,32 @@ _FIELDS = (
     "recent",
     "seen",
     "nat_seen",
-    # the open hop (hop_netns None: none open yet): its steps and TRACE records (the fields
-    # of an NfTrace each, see NfTraces) grow in lists, frozen into a Hop when it closes
-    "hop_node",
-    "hop_netns",
-    "hop_device",
-    "hop_direction",
-    "hop_packet",
+    # the open hop (None: none open yet), an _OpenHop that becomes the Hop itself when it
+    # closes; its steps and TRACE records (the fields of an NfTrace each, see NfTraces) grow
+    # in lists until then
+    "hop",
     "hop_steps",
-    "hop_src_mac",
-    "hop_dst_mac",
     "hop_nftrace",
 )
+
+
+class _OpenHop:
+    """A hop being written: a Hop's slots, in a class whose instances take plain stores. When
+    the hop closes, its steps and TRACE records are stored and it becomes a :class:`Hop`
+    (CPython allows assigning ``__class__`` between classes of the same slots, as
+    podnet.model.trace.fast_constructor does): no second object, no copying of its fields."""
+
+    __slots__ = Hop.__slots__
+
+
+_new_object = object.__new__
+
+
+def _open_hop(node, netns, device, direction, packet, src_mac, dst_mac) -> _OpenHop:
+    hop = _new_object(_OpenHop)
+    hop.node, hop.netns, hop.device, hop.direction = node, netns, device, direction
+    hop.packet, hop.src_mac, hop.dst_mac = packet, src_mac, dst_mac
+    return hop
 
 
 class Flight:
@@ -69,42 +83,34 @@ class Flight:
         self.ct = {} if ct is None else dict(ct)
         self.recent, self.nat_seen = recent, nat_seen
         self.seen = set() if seen is None else set(seen)
-        self.hop_node = self.hop_netns = self.hop_device = self.hop_direction = None
-        self.hop_packet = self.hop_src_mac = self.hop_dst_mac = None
+        self.hop = None
         self.hop_steps, self.hop_nftrace = [], []
 
     def fork(self) -> Flight:
         """A copy that changes apart from this one."""
         return _fork(self)
 
-    def _closed(self) -> Hop:
+    def _close(self) -> None:
+        """The open hop becomes a Hop, at the end of ``hops``."""
+        hop = self.hop
+        hop.steps = tuple(self.hop_steps)
         nftrace = self.hop_nftrace
-        return new_hop(
-            self.hop_node,
-            self.hop_netns,
-            self.hop_device,
-            self.hop_direction,
-            tuple(self.hop_steps),
-            self.hop_packet,
-            self.hop_src_mac,
-            self.hop_dst_mac,
-            _nftraces(tuple(nftrace)) if nftrace else (),
-        )
+        hop.nftrace = _nftraces(tuple(nftrace)) if nftrace else ()
+        hop.__class__ = Hop
+        self.hops += (hop,)
+        self.hop = None
 
     def enter(
         self, node: str | None, netns: str, device: str, direction: str, key: tuple = None
     ) -> Flight:
         """Close the current hop and open a new one on ``device`` (and add ``key`` to
         ``seen``, if given)."""
-        if self.hop_netns is not None:
-            self.hops += (self._closed(),)
-        self.hop_node = node
-        self.hop_netns = netns
-        self.hop_device = device
-        self.hop_direction = direction
-        self.hop_packet = self.packet
-        self.hop_src_mac = self.src_mac
-        self.hop_dst_mac = self.dst_mac
+        if self.hop is not None:
+            self._close()
+        # (_open_hop written out: every hop opens here)
+        self.hop = hop = _new_object(_OpenHop)
+        hop.node, hop.netns, hop.device, hop.direction = node, netns, device, direction
+        hop.packet, hop.src_mac, hop.dst_mac = self.packet, self.src_mac, self.dst_mac
         self.hop_steps = []
         self.hop_nftrace = []
         if key is not None:
@@ -114,31 +120,32 @@ class Flight:
     def l2(self, src_mac: str | None, dst_mac: str | None) -> Flight:
         """The frame gets Ethernet addresses (a device transmits it); the open hop shows them."""
         self.src_mac, self.dst_mac = src_mac, dst_mac
-        if self.hop_netns is not None:
-            self.hop_src_mac, self.hop_dst_mac = src_mac, dst_mac
+        hop = self.hop
+        if hop is not None:
+            hop.src_mac, hop.dst_mac = src_mac, dst_mac
         return self
 
     def step_l2(self, step: Step, src_mac: str | None, dst_mac: str | None) -> Flight:
         """``step(step).l2(src_mac, dst_mac)``."""
-        if self.hop_netns is not None:
+        if self.hop is not None:
             self.hop_steps.append(step)
         return self.l2(src_mac, dst_mac)
 
     def step(self, *steps: Step) -> Flight:
-        if self.hop_netns is not None:
+        if self.hop is not None:
             self.hop_steps += steps
         return self
 
     def on_device(self, device: str) -> Flight:
         """The open hop is on ``device`` after all (a re-route changed the output device)."""
-        if self.hop_netns is not None:
-            self.hop_device = device
+        if self.hop is not None:
+            self.hop.device = device
         return self
 
     def advance(self, steps: tuple[Step, ...], record: tuple, **changes) -> Flight:
         """After a hook walk: its steps and TRACE record (the ten fields of an NfTrace) go
         to the open hop, and ``changes`` to the flight."""
-        if self.hop_netns is not None:
+        if self.hop is not None:
             self.hop_steps += steps
             self.hop_nftrace.append(record)
         for name, value in changes.items():
@@ -147,7 +154,7 @@ class Flight:
 
     def advance_prob(self, steps: tuple[Step, ...], record: tuple, prob) -> Flight:
         """``advance(steps, record, prob=prob)`` without keyword parsing: the common case."""
-        if self.hop_netns is not None:
+        if self.hop is not None:
             self.hop_steps += steps
             self.hop_nftrace.append(record)
         self.prob = prob
@@ -157,7 +164,7 @@ class Flight:
         self, steps: tuple[Step, ...], record: tuple, prob, packet: Packet, nat_seen: bool
     ) -> Flight:
         """``advance`` for a walk that changed the packet (a NAT, a mark)."""
-        if self.hop_netns is not None:
+        if self.hop is not None:
             self.hop_steps += steps
             self.hop_nftrace.append(record)
         self.prob, self.packet, self.nat_seen = prob, packet, nat_seen
@@ -169,7 +176,10 @@ class Flight:
         return self
 
     def all_hops(self) -> tuple[Hop, ...]:
-        return self.hops if self.hop_netns is None else self.hops + (self._closed(),)
+        """Every hop, the open one closed: the flight has ended (it writes no more steps)."""
+        if self.hop is not None:
+            self._close()
+        return self.hops
 
     def update(self, **kw) -> Flight:
         for name, value in kw.items():
@@ -179,16 +189,27 @@ class Flight:
         return self
 
 
+def _copy_hop(hop: _OpenHop) -> _OpenHop:
+    """An open hop of a fork's own (its steps are in the fork's own lists)."""
+    return _open_hop(
+        hop.node, hop.netns, hop.device, hop.direction, hop.packet, hop.src_mac, hop.dst_mac
+    )
+
+
 def _make_fork():
     """Flight.fork, its fields copied one statement each (a loop of getattr and setattr costs
     a Python-level call per field; Service paths fork at each random choice): the open hop's
     lists, ``seen`` and the dict of conntrack tables copied, the rest shared."""
     copied = {"hop_steps", "hop_nftrace", "seen", "ct"}
     body = "".join(
-        f"    new.{n} = fl.{n}.copy()\n" if n in copied else f"    new.{n} = fl.{n}\n"
+        f"    new.{n} = fl.{n}.copy()\n"
+        if n in copied
+        else "    h = fl.hop\n    new.hop = h if h is None else _copy_hop(h)\n"
+        if n == "hop"
+        else f"    new.{n} = fl.{n}\n"
         for n in _FIELDS
     )
-    env = {"_new": object.__new__, "Flight": Flight}
+    env = {"_new": object.__new__, "Flight": Flight, "_copy_hop": _copy_hop}
     exec(f"def fork(fl):\n    new = _new(Flight)\n{body}    return new\n", env)  # noqa: S102
     return env["fork"]
 
@@ -203,9 +224,6 @@ def _nftraces(records: tuple[tuple, ...]) -> NfTraces:
     made._fields = records
     made._made = None
     return made
-
-
-_new_object = object.__new__
 
 
 class End:

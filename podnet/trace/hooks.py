@@ -284,7 +284,7 @@ class Hooks:
             walk = self._walk(key, netns, hook, cts, h, recent)
         plain = walk[4]
         if plain is not None:  # most walks: one way through, accepted, nothing changed
-            if fl.hop_netns is not None:
+            if fl.hop is not None:
                 if plain[0]:
                     fl.hop_steps += plain[0]
                 fl.hop_nftrace.append(
