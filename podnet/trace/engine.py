@@ -26,7 +26,7 @@ from podnet.dataplane.names import LOOPBACK_MAC
 from podnet.model.base import EMPTY, FrozenDict
 from podnet.model.trace import Packet, Step, ip_text, new_encap, new_packet, new_step
 from podnet.trace.flight import End, Flight
-from podnet.trace.hooks import Hooks
+from podnet.trace.hooks import NO_NETFILTER, Hooks
 from podnet.trace.view import NetView
 
 MAX_HOPS = 128
@@ -86,6 +86,8 @@ class Engine:
             return [loop]
         fl = fl.step(v.route_step(route))
         fl, ct = self.hooks.ct_begin(fl, netns, "OUTPUT")
+        if ct is NO_NETFILTER and route.type != "local":  # no hook to walk (a Pod's netns)
+            return self._transmit(fl, netns, route.dev, route.gateway or hdr.dst)
         ends: list[End] = []
         for fl1, oc in self.hooks.run(fl, netns, "OUTPUT", ct, in_iface=None, out_iface=route.dev):
             if oc is not None:
@@ -143,6 +145,8 @@ class Engine:
             if loop:
                 return [loop]
         fl, ct = self.hooks.ct_begin(fl, netns, "PREROUTING")
+        if ct is NO_NETFILTER:  # no hook to walk (a Pod's netns)
+            return self._route_input(fl, netns, device, physin, ct)
         ends: list[End] = []
         for fl1, oc in self.hooks.run(
             fl, netns, "PREROUTING", ct, in_iface=device, out_iface=None, physin=physin
@@ -164,6 +168,8 @@ class Engine:
             return [self._end(fl, "NO_ROUTE", f"{netns} has no route to {hdr.dst}")]
         fl = fl.step(v.route_step(route))
         if route.type == "local":
+            if ct is NO_NETFILTER:
+                return self._local_deliver(fl, netns, device)
             ends: list[End] = []
             for fl1, oc in self.hooks.run(
                 fl, netns, "INPUT", ct, in_iface=device, out_iface=None, physin=physin
