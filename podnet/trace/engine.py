@@ -325,11 +325,7 @@ class Engine:
                     f"no host answers ARP for {nexthop} on {dev} of {netns}",
                 )
             ]
-        peer_ns, peer_dev, mac = hit
-        step = v.memo_step(
-            ("neigh", netns, dev, nexthop._ip, mac),
-            lambda: Step("neigh", f"{nexthop} dev {dev} lladdr {mac} REACHABLE"),
-        )
+        peer_ns, peer_dev, mac, step = hit
         fl = fl.step_l2(step, link.mac, mac)
         if link.kind == "bridge":
             return self._bridge_output(fl, netns, dev, mac)
@@ -558,7 +554,7 @@ class Engine:
                 "LOOP",
                 f"the packet comes back to {device} of {netns} unchanged: a forwarding loop {_cycle(fl.hops, key)}",
             )
-        if len(fl.hops) > MAX_HOPS:
+        if n > MAX_HOPS:  # (every hop before this one added its key: n counts them)
             return fl, self._end(
                 fl,
                 "LOOP",

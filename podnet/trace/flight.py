@@ -131,9 +131,10 @@ class Flight:
             self.hop_steps.append(step)
         return self.l2(src_mac, dst_mac)
 
-    def step(self, *steps: Step) -> Flight:
+    def step(self, step: Step) -> Flight:
+        """The open hop takes ``step`` (none open: nothing is recorded)."""
         if self.hop is not None:
-            self.hop_steps += steps
+            self.hop_steps.append(step)
         return self
 
     def on_device(self, device: str) -> Flight:

@@ -40,7 +40,7 @@ class NetView:
         self._route_texts: dict[int, tuple[Route, str]] = {}
         self._ipsets: dict[int, tuple] = {}  # id(tuple of sets) -> (sets, {name: set})
         self._host_pods_of: dict[str, tuple] = {}
-        self._arp: dict[tuple, tuple[str, str, str]] = {}
+        self._arp: dict[tuple, tuple[str, str, str, Step]] = {}
         self._nodes: dict[str, str | None] = {}
         self._sysctls: dict[tuple[str, str], int] = {}
         self._fdb: dict[tuple[str, str, str], tuple[bool, FdbEntry | None]] = {}
@@ -151,15 +151,19 @@ class NetView:
             value = memo[name, key] = int(self.netns(name).sysctls.get(key, 0))
         return value
 
-    def arp(self, name: str, dev: str, ip: IPv4Address) -> tuple[str, str, str] | None:
+    def arp(self, name: str, dev: str, ip: IPv4Address) -> tuple[str, str, str, Step] | None:
+        """Who answers ARP for ``ip`` on ``dev``: ``(netns, device, MAC, neigh step)``, the
+        step the neighbour entry ``IP dev DEV lladdr MAC REACHABLE`` (None: nobody)."""
         key = (name, dev, ip._ip)
         hit = self._arp.get(key)
         if hit is None:
-            hit = self.network.l2_resolve(name, dev, ip)
-            if hit is not None:  # an answer stays true: namespaces never change once built
+            found = self.network.l2_resolve(name, dev, ip)
+            if found is not None:  # an answer stays true: namespaces never change once built
                 if len(self._arp) >= MEMO_LIMIT:
                     self._arp.clear()
-                self._arp[key] = hit
+                mac = found[2]
+                step = Step("neigh", f"{ip} dev {dev} lladdr {mac} REACHABLE")
+                hit = self._arp[key] = (*found, step)
         return hit
 
     def neigh(self, name: str, dev: str, ip: IPv4Address) -> Neighbor | None:
