@@ -122,13 +122,21 @@ def confirm(
 ) -> ConntrackTable:
     """``table`` with the connection ``orig_packet`` starts, which left as ``final_packet``
     (after all NAT). A connection already tracked leaves the table as it is."""
-    o = orig_packet  # (keys written out: a trace confirms in every namespace it crosses)
-    okey = (o.proto, o.src._ip, o.dst._ip, o.sport, o.dport)
+    # Keys, tuples, the entry and the table written out (made as fast_constructor makes
+    # objects, without a call each): a trace confirms in every namespace it crosses.
+    o = orig_packet
+    proto = o.proto
+    okey = (proto, o.src._ip, o.dst._ip, o.sport, o.dport)
     if okey in table._index:
         return table
-    orig = _new_tuple5(o.proto, o.src, o.dst, o.sport, o.dport)
     f = final_packet
-    reply = _new_tuple5(f.proto, f.dst, f.src, f.dport, f.sport)
+    orig = _new(_Tuple5Builder)
+    orig.proto, orig.src, orig.dst, orig.sport, orig.dport = proto, o.src, o.dst, o.sport, o.dport
+    orig.__class__ = Tuple5
+    reply = _new(_Tuple5Builder)
+    reply.proto, reply.src, reply.dst = f.proto, f.dst, f.src
+    reply.sport, reply.dport = f.dport, f.sport
+    reply.__class__ = Tuple5
     if f is orig_packet:  # left as it came: no NAT (and no addresses to compare)
         status = _NO_STATUS
     else:
@@ -137,31 +145,40 @@ def confirm(
             f.dst._ip != o.dst._ip or f.dport != o.dport,
             f.src._ip != o.src._ip or f.sport != o.sport,
         ]
-    entry = _new_entry(
-        orig,
-        reply,
-        STATE_NEW.get(orig.proto),
-        status,
-        f.mark if mark is None else mark,
-        TIMEOUT_NEW.get(orig.proto, 30),
-    )
+    entry = _new(_EntryBuilder)
+    entry.orig, entry.reply, entry.state = orig, reply, STATE_NEW.get(proto)
+    entry.status, entry.mark = status, f.mark if mark is None else mark
+    entry.timeout = TIMEOUT_NEW.get(proto, 30)
+    entry.__class__ = Entry
     entries = table.entries
     rkey = (f.proto, f.dst._ip, f.src._ip, f.dport, f.sport)  # _key(reply)
     if not entries:  # a namespace's first connection: a new index of its two tuples
         index = {okey: (0, "original")}
-        index.setdefault(rkey, (0, "reply"))
-        return _indexed((entry,), index)
-    # the index grows by this entry's two tuples: no need to index every entry again
-    index = dict(table._index)
-    n = len(entries)
-    index.setdefault(okey, (n, "original"))
-    index.setdefault(rkey, (n, "reply"))
-    return _indexed(entries + (entry,), index)
+        if rkey not in index:
+            index[rkey] = (0, "reply")
+        entries = (entry,)
+    else:
+        # the index grows by this entry's two tuples: no need to index every entry again
+        index = dict(table._index)
+        n = len(entries)
+        index.setdefault(okey, (n, "original"))
+        index.setdefault(rkey, (n, "reply"))
+        entries += (entry,)
+    new = _new(_TableBuilder)
+    new.entries, new._index = entries, index
+    new.__class__ = ConntrackTable
+    return new
 
 
 # every traced connection makes a few tuples and entries: without the frozen __init__
 _new_tuple5 = fast_constructor(Tuple5)
 _new_entry = fast_constructor(Entry)
+_new = object.__new__
+# classes of the same slots as Tuple5 and Entry, whose instances take plain stores and then
+# become a Tuple5 or an Entry (see podnet.model.trace.fast_constructor)
+_Tuple5Builder = type("_Tuple5Builder", (), {"__slots__": Tuple5.__slots__})
+_EntryBuilder = type("_EntryBuilder", (), {"__slots__": Entry.__slots__})
+_TableBuilder = type("_ConntrackTableBuilder", (), {"__slots__": ConntrackTable.__slots__})
 _NO_STATUS: frozenset[str] = frozenset()
 # what a reply adds to the status, by whether the protocol counts as established then
 _REPLIED = {True: frozenset({"SEEN_REPLY", "ASSURED"}), False: frozenset({"SEEN_REPLY"})}
@@ -187,20 +204,18 @@ def _indexed(entries: tuple[Entry, ...], index: dict[tuple, tuple[int, str]]) ->
     """A table whose index the caller built, equal to what ``__post_init__`` would build."""
     # stored into a plain object of the same slots, which then becomes a ConntrackTable (as
     # podnet.model.trace.fast_constructor does): a frozen dataclass refuses plain stores
-    table = _new_builder(_TableBuilder)
+    table = _new(_TableBuilder)
     table.entries = entries
     table._index = index
     table.__class__ = ConntrackTable
     return table
 
 
-_TableBuilder = type("_ConntrackTableBuilder", (), {"__slots__": ConntrackTable.__slots__})
-_new_builder = object.__new__
-
-
-def seen_reply(table: ConntrackTable, entry: Entry) -> ConntrackTable:
+def seen_reply(table: ConntrackTable, entry: Entry, at: int | None = None) -> ConntrackTable:
     """``table`` after a reply of ``entry`` passed: SEEN_REPLY; a TCP connection counts as
-    established and ASSURED (the handshake completes), UDP only as replied."""
+    established and ASSURED (the handshake completes), UDP only as replied. ``at``: the
+    entry's position, where the caller knows it (its tuples are in the table once, as confirm
+    keeps them)."""
     proto = entry.orig.proto
     status = entry.status | _REPLIED[proto in ("tcp", "sctp")]
     new = _new_entry(
@@ -211,8 +226,11 @@ def seen_reply(table: ConntrackTable, entry: Entry) -> ConntrackTable:
         entry.mark,
         TIMEOUT_REPLIED.get(proto, 30),
     )
-    if len(table.entries) == 1 and table.entries[0] is entry:  # a Pod's table, mostly
-        entries: tuple[Entry, ...] = (new,)
+    entries: tuple[Entry, ...] = table.entries
+    if at is not None and entries[at] is entry:
+        entries = entries[:at] + (new,) + entries[at + 1 :]
+    elif len(entries) == 1 and entries[0] is entry:
+        entries = (new,)
     else:
         # every entry equal to ``entry`` (one, in a table confirm built): the tuples' keys
         # compared first, as entries compare their addresses field by field

@@ -336,7 +336,7 @@ class Engine:
 
     def _vxlan_xmit(self, fl: Flight, netns: str, link, nexthop) -> list[End]:
         v = self.view
-        neigh = v.neigh(netns, link.name, nexthop)
+        neigh, neigh_step, remote, fdb_step = v.vxlan_next(netns, link.name, nexthop)
         if neigh is None:
             return [
                 self._end(
@@ -345,12 +345,7 @@ class Engine:
                     f"{link.name} has no neighbour entry for {nexthop}: flannel adds one per node it knows, and VXLAN does not ARP",
                 )
             ]
-        fl = fl.step_l2(
-            v.memo_step(("vxneigh", id(neigh)), lambda: (neigh, Step("neigh", neigh.text())))[1],
-            link.mac,
-            neigh.mac,
-        )
-        remote = v.vxlan_fdb(netns, link.name, neigh.mac)
+        fl = fl.step_l2(neigh_step, link.mac, neigh.mac)
         if remote is None:
             return [
                 self._end(
@@ -360,12 +355,7 @@ class Engine:
                 )
             ]
         vx = link.vxlan
-        fl = fl.step(
-            v.memo_step(
-                ("vxfdb", netns, link.name, neigh.mac, remote._ip),
-                lambda: Step("fdb", f"{neigh.mac} dev {link.name} dst {remote} self permanent"),
-            )
-        )
+        fl = fl.step(fdb_step)
         p = fl.packet  # (the port depends on the inner flow only: hashed once per flow)
         key = ("vxsport", p.src._ip, p.dst._ip, p.proto, p.sport, p.dport)
         sport = v.memo_step(key, lambda: vxlan_source_port(p))

@@ -136,14 +136,17 @@ class Hooks:
         h = p if p.encap is None else self.header(p)
         if table is None:  # the first packet to cross this namespace
             return fl, _ctstate(True, None, None, h, "NEW")
-        hit = ctmod.lookup(table, h)
+        # ctmod.lookup written out (with the entry's position, for seen_reply)
+        hit = table._index.get((h.proto, h.src._ip, h.dst._ip, h.sport, h.dport))
         if hit is None:
             return fl, _ctstate(True, None, None, h, "NEW")
-        entry, direction = hit
+        at, direction = hit
+        entry = table.entries[at]
+        unreplied = "SEEN_REPLY" not in entry.status  # (Entry.unreplied, without the call)
         if direction == "reply":
             o = entry.orig
-            if entry.unreplied:
-                fl.ct[netns] = ctmod.seen_reply(table, entry)
+            if unreplied:
+                fl.ct[netns] = ctmod.seen_reply(table, entry, at)
             # (addresses compared as the ints IPv4Address keeps: its == is a Python call)
             if h.dst._ip != o.src._ip or h.dport != o.sport:
                 back = new_packet(h.src, o.src, h.proto, h.sport, o.sport, h.ttl, h.mark, None)
@@ -173,7 +176,7 @@ class Hooks:
             return fl, _ctstate(False, direction, entry, h, "ESTABLISHED")
         # A later packet of a known connection (e.g. back in over lo): the NAT binding is
         # reused, the nat table is not consulted again; it stays NEW until a reply was seen.
-        state = "NEW" if entry.unreplied else "ESTABLISHED"
+        state = "NEW" if unreplied else "ESTABLISHED"
         fwd = ctmod.translate_original(entry, h)
         if fwd != h:
             fl = fl.with_packet(with_header(fl.packet, fwd))
@@ -204,9 +207,8 @@ class Hooks:
             if h.src._ip != o.dst._ip or h.sport != o.dport:
                 back = new_packet(o.dst, h.dst, h.proto, o.dport, h.dport, h.ttl, h.mark, None)
                 fl = fl.with_packet(with_header(fl.packet, back))
-                fl = fl.step(
-                    Step("conntrack", f"reply of {_tuple(o)}: {nat_text(h, back)} (undo DNAT)")
-                )
+                text = f"reply of {_tuple(o)}: {nat_text(h, back)} (undo DNAT)"
+                fl = fl.step(new_step("conntrack", text, None, None, None, None, EMPTY))
         return fl
 
     # ------------------------------------------------------------------ hooks

@@ -178,6 +178,26 @@ class NetView:
         )
         return hit
 
+    def vxlan_next(self, name: str, dev: str, ip: IPv4Address) -> tuple:
+        """How the VXLAN device ``dev`` reaches ``ip``: ``(neighbour, its neigh step, remote
+        VTEP, the fdb step of the neighbour's MAC)``, each None where the entry is missing."""
+        key = ("vxnext", name, dev, ip._ip)
+        memo = self._l2
+        hit = memo.get(key)
+        if hit is None:
+            neigh = self.neigh(name, dev, ip)
+            remote = fdb_step = None
+            if neigh is not None:
+                remote = self.vxlan_fdb(name, dev, neigh.mac)
+                if remote is not None:
+                    text = f"{neigh.mac} dev {dev} dst {remote} self permanent"
+                    fdb_step = Step("fdb", text)
+            neigh_step = None if neigh is None else Step("neigh", neigh.text())
+            if len(memo) >= MEMO_LIMIT:
+                memo.clear()
+            hit = memo[key] = (neigh, neigh_step, remote, fdb_step)
+        return hit
+
     def vxlan_fdb(self, name: str, dev: str, mac: str) -> IPv4Address | None:
         key = ("vxfdb", name, dev, mac)
         memo = self._l2
