@@ -95,7 +95,12 @@ class Flight:
         hop = self.hop
         hop.steps = tuple(self.hop_steps)
         nftrace = self.hop_nftrace
-        hop.nftrace = _nftraces(tuple(nftrace)) if nftrace else ()
+        if nftrace:  # an NfTraces of the records (its __init__ written out: most hops have one)
+            hop.nftrace = records = _new_object(NfTraces)
+            records._fields = tuple(nftrace)
+            records._made = None
+        else:
+            hop.nftrace = ()
         hop.__class__ = Hop
         self.hops += (hop,)
         self.hop = None
@@ -216,15 +221,6 @@ def _make_fork():
 
 
 _fork = _make_fork()
-
-
-def _nftraces(records: tuple[tuple, ...]) -> NfTraces:
-    """``NfTraces(records)`` without its Python-level ``__init__`` (a hop that walked a hook
-    closes with one)."""
-    made = _new_object(NfTraces)
-    made._fields = records
-    made._made = None
-    return made
 
 
 class End:
