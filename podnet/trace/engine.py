@@ -68,12 +68,11 @@ class Engine:
     def send(self, fl: Flight, netns: str) -> list[End]:
         """A local socket in ``netns`` sends ``fl.packet`` (``ip_local_out``)."""
         v = self.view
-        node = v.node_of(netns)
         p = fl.packet
         hdr = p if p.encap is None else self.hooks.header(p)
-        route = v.route(netns, hdr.dst)
-        if route is None:
-            fl = fl.enter(node, netns, "-", "out")
+        routed = v.routed(netns, hdr.dst)
+        if routed is None:
+            fl = fl.enter(v.node_of(netns), netns, "-", "out")
             return [
                 self._end(
                     fl,
@@ -81,10 +80,11 @@ class Engine:
                     f"{netns} has no route to {hdr.dst}: connect() fails with 'Network is unreachable'",
                 )
             ]
+        route, step = routed
         fl, loop = self._open(fl, netns, route.dev, "out")
         if loop:
             return [loop]
-        fl = fl.step(v.route_step(route))
+        fl = fl.step(step)
         fl, ct = self.hooks.ct_begin(fl, netns, "OUTPUT")
         if ct is NO_NETFILTER and route.type != "local":  # no hook to walk (a Pod's netns)
             return self._transmit(fl, netns, route.dev, route.gateway or hdr.dst)
@@ -126,7 +126,10 @@ class Engine:
             fl = fl.with_packet(
                 new_packet(p.src, p.dst, p.proto, p.sport, p.dport, p.ttl, 0, p.encap)
             )
-        link = self.view.link(netns, device)
+        v = self.view
+        link = v._links.get((netns, device), v)  # (NetView.link's memo read in place)
+        if link is v:
+            link = v.link(netns, device)
         if link is not None and link.master:
             return self._bridge_ingress(fl, netns, device, link.master)
         return self._l3_input(fl, netns, device)
@@ -163,10 +166,11 @@ class Engine:
         v = self.view
         p = fl.packet
         hdr = p if p.encap is None else self.hooks.header(p)
-        route = v.route(netns, hdr.dst)
-        if route is None:
+        routed = v.routed(netns, hdr.dst)
+        if routed is None:
             return [self._end(fl, "NO_ROUTE", f"{netns} has no route to {hdr.dst}")]
-        fl = fl.step(v.route_step(route))
+        route, step = routed
+        fl = fl.step(step)
         if route.type == "local":
             if ct is NO_NETFILTER:
                 return self._local_deliver(fl, netns, device)
@@ -305,7 +309,9 @@ class Engine:
 
     def _transmit(self, fl: Flight, netns: str, dev: str, nexthop) -> list[End]:
         v = self.view
-        link = v.link(netns, dev)
+        link = v._links.get((netns, dev), v)  # (NetView.link's memo read in place)
+        if link is v:
+            link = v.link(netns, dev)
         if link is None:
             return [self._end(fl, "NO_ROUTE", f"{netns} has no device {dev}")]
         if link.kind == "loopback":

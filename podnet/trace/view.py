@@ -37,6 +37,7 @@ class NetView:
         self._ns: dict[str, object] = {}
         self._links: dict[tuple[str, str], Link | None] = {}
         self._routes: dict[tuple[str, int], Route | None] = {}
+        self._routed: dict[tuple[str, int], tuple[Route, Step] | None] = {}
         self._route_texts: dict[int, tuple[Route, str]] = {}
         self._ipsets: dict[int, tuple] = {}  # id(tuple of sets) -> (sets, {name: set})
         self._host_pods_of: dict[str, tuple] = {}
@@ -90,6 +91,18 @@ class NetView:
             memo.clear()
         route = memo[key] = self.network.route_table(name).lookup(dst)
         return route
+
+    def routed(self, name: str, dst: IPv4Address) -> tuple[Route, Step] | None:
+        """:meth:`route` and its :meth:`route_step` in one lookup (None: no route)."""
+        key = (name, dst._ip)
+        memo = self._routed
+        if key in memo:
+            return memo[key]
+        if len(memo) >= MEMO_LIMIT:
+            memo.clear()
+        route = self.route(name, dst)
+        hit = memo[key] = None if route is None else (route, self.route_step(route))
+        return hit
 
     def route_text(self, route: Route) -> str:
         """``route.text()``, memoised per route."""
