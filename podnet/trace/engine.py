@@ -421,21 +421,13 @@ class Engine:
         if loop:
             return [loop]
         mac = fl.dst_mac
-        if v.bridge_own(netns, bridge, mac):
-            fl = fl.step(
-                v.memo_step(
-                    ("bridge-own", bridge, mac),
-                    lambda: Step(
-                        "bridge",
-                        f"{bridge}: {mac} is the bridge's own address: up to the host (L3) on {bridge}",
-                    ),
-                )
-            )
+        own, entry, fdb_step = v.bridge_lookup(netns, bridge, mac)
+        if own is not None:
+            fl = fl.step(own)
             fl, loop = self._open(fl, netns, bridge, "in")
             if loop:
                 return [loop]
             return self._l3_input(fl, netns, bridge, physin=port, opened=True)
-        entry = v.bridge_fdb(netns, bridge, mac)
         if entry is None:
             return [
                 self._end(
@@ -444,7 +436,7 @@ class Engine:
                     f"{bridge} has no FDB entry for {mac}; the flooded frame reaches no host with that address",
                 )
             ]
-        fl = fl.step(_fdb_step(v, entry))
+        fl = fl.step(fdb_step)
         out_port = entry.dev
         if out_port == port and not v.link(netns, port).hairpin:
             return [
@@ -506,10 +498,10 @@ class Engine:
 
     def _bridge_output(self, fl: Flight, netns: str, bridge: str, mac: str) -> list[End]:
         """The host sends a frame out its bridge device: the FDB picks the port."""
-        entry = self.view.bridge_fdb(netns, bridge, mac)
+        _, entry, fdb_step = self.view.bridge_lookup(netns, bridge, mac)
         if entry is None:
             return [self._end(fl, "NEIGHBOR_UNREACHABLE", f"{bridge} has no FDB entry for {mac}")]
-        fl = fl.step(_fdb_step(self.view, entry))
+        fl = fl.step(fdb_step)
         return self._xmit_port(fl, netns, entry.dev)
 
     def _xmit_port(self, fl: Flight, netns: str, port: str) -> list[End]:
@@ -594,11 +586,6 @@ def _cycle(hops, key: tuple) -> str:
         ) == key:
             return f"through {_walk(hops[i:])} -> {netns} {device} {direction} again"
     return f"at {netns} {device} {direction}"
-
-
-def _fdb_step(v: NetView, entry) -> Step:
-    """The ``fdb`` step of a bridge's FDB entry (made once per entry: entries never change)."""
-    return v.memo_step(("fdb", id(entry)), lambda: (entry, Step("fdb", entry.text())))[1]
 
 
 def _d(**kw):

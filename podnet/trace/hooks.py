@@ -105,7 +105,9 @@ class Hooks:
     def __init__(self, view: NetView):
         self.view = view
         self._walks = view.walks  # lives with the view: an Engine lasts one trace
-        self._last = (None, None)  # (packet, header(packet)) of the last encapsulated packet
+        # the last encapsulated packet and its header(): the same object for the same packet
+        self._last_p: Packet | None = None
+        self._last_h: Packet | None = None
         self._bare = view.bare  # netns -> nothing programs iptables there (NetView.is_bare)
 
     def header(self, p: Packet) -> Packet:
@@ -113,11 +115,10 @@ class Hooks:
         step of a VXLAN packet asks, and the walk memo sees an unchanged header by identity."""
         if p.encap is None:
             return p
-        last = self._last
-        if last[0] is p:
-            return last[1]
+        if self._last_p is p:
+            return self._last_h
         h = header(p)
-        self._last = (p, h)
+        self._last_p, self._last_h = p, h
         return h
 
     # ------------------------------------------------------------------ conntrack
@@ -133,7 +134,8 @@ class Hooks:
             return fl, NO_NETFILTER
         table = fl.ct.get(netns)
         p = fl.packet
-        h = p if p.encap is None else self.header(p)
+        # (self.header(p), its memo read in place: each hook of a VXLAN packet asks)
+        h = p if p.encap is None else self._last_h if self._last_p is p else self.header(p)
         if table is None:  # the first packet to cross this namespace
             return fl, _ctstate(True, None, None, h, "NEW")
         # ctmod.lookup written out (with the entry's position, for seen_reply)
@@ -194,7 +196,8 @@ class Hooks:
         if ct is NO_NETFILTER:
             return fl
         p = fl.packet
-        h = p if p.encap is None else self.header(p)
+        # (self.header(p), its memo read in place: each hook of a VXLAN packet asks)
+        h = p if p.encap is None else self._last_h if self._last_p is p else self.header(p)
         if ct.new:
             # (``or`` would ask an existing table's Python-level __len__)
             table = fl.ct.get(netns)
@@ -231,7 +234,8 @@ class Hooks:
         if ct is NO_NETFILTER:  # no table hooks this namespace: nothing to walk, no TRACE
             return ((fl, None),)
         p = fl.packet
-        h = p if p.encap is None else self.header(p)
+        # (self.header(p), its memo read in place: each hook of a VXLAN packet asks)
+        h = p if p.encap is None else self._last_h if self._last_p is p else self.header(p)
         o = ct.orig
         entry = ct.entry
         if h is o and entry is None:  # as it entered, no connection: no NAT (the common case)

@@ -44,7 +44,7 @@ class NetView:
         self._arp: dict[tuple, tuple[str, str, str, Step]] = {}
         self._nodes: dict[str, str | None] = {}
         self._sysctls: dict[tuple[str, str], int] = {}
-        self._fdb: dict[tuple[str, str, str], tuple[bool, FdbEntry | None]] = {}
+        self._fdb: dict[tuple, tuple[Step | None, FdbEntry | None, Step | None]] = {}
         self._route_steps: dict[int, tuple[Route, Step]] = {}
         # VXLAN neighbours, FDB entries and sockets by (kind, netns, ...): fixed once built
         self._l2: dict[tuple, object] = {}
@@ -223,28 +223,29 @@ class NetView:
         )
         return hit
 
-    def bridge_own(self, name: str, bridge: str, mac: str | None) -> bool:
-        return mac is not None and self._bridge(name, bridge, mac)[0]
-
-    def bridge_fdb(self, name: str, bridge: str, mac: str | None) -> FdbEntry | None:
-        if mac is None:
-            return None
-        return self._bridge(name, bridge, mac)[1]
-
-    def _bridge(self, name: str, bridge: str, mac: str) -> tuple[bool, FdbEntry | None]:
-        """Whether ``mac`` is ``bridge``'s own and its FDB entry, memoised: a frame crosses
+    def bridge_lookup(
+        self, name: str, bridge: str, mac: str | None
+    ) -> tuple[Step | None, FdbEntry | None, Step | None]:
+        """What ``bridge`` does with a frame to ``mac``: ``(own, entry, fdb step)``, ``own``
+        the ``bridge`` step when ``mac`` is the bridge's own (up to the host), ``entry`` its
+        FDB entry (None: none) and ``fdb step`` that entry's step. Memoised: a frame crosses
         the same bridge to the same MAC in every trace through it, and a bridge's FDB never
         changes once its namespace is built."""
         key = (name, bridge, mac)
         hit = self._fdb.get(key)
         if hit is None:
-            ns, index = self.netns(name), self.network.fdb_index(name)
+            own = entry = step = None
+            if mac is not None:
+                ns, index = self.netns(name), self.network.fdb_index(name)
+                if is_bridge_own(ns, bridge, mac, index=index):
+                    text = f"{bridge}: {mac} is the bridge's own address: up to the host (L3) on {bridge}"
+                    own = Step("bridge", text)
+                entry = fdb_lookup(ns, bridge, mac, index=index)
+                if entry is not None:
+                    step = Step("fdb", entry.text())
             if len(self._fdb) >= MEMO_LIMIT:
                 self._fdb.clear()
-            hit = self._fdb[key] = (
-                is_bridge_own(ns, bridge, mac, index=index),
-                fdb_lookup(ns, bridge, mac, index=index),
-            )
+            hit = self._fdb[key] = (own, entry, step)
         return hit
 
     def vxlan_socket(self, name: str, local: IPv4Address, port: int, vni: int) -> Link | None:
