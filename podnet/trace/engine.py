@@ -81,7 +81,7 @@ class Engine:
                 )
             ]
         route, step = routed
-        fl, loop = self._open(fl, netns, route.dev, "out")
+        loop = self._open(fl, netns, route.dev, "out")
         if loop:
             return [loop]
         fl = fl.step(step)
@@ -144,7 +144,7 @@ class Engine:
         opened: bool = False,
     ) -> list[End]:
         if not opened:
-            fl, loop = self._open(fl, netns, device, "in")
+            loop = self._open(fl, netns, device, "in")
             if loop:
                 return [loop]
         fl, ct = self.hooks.ct_begin(fl, netns, "PREROUTING")
@@ -208,10 +208,8 @@ class Engine:
             ]
         # ip_forward decrements the TTL before the FORWARD hook (net/ipv4/ip_forward.c)
         p = fl.packet
-        fl = fl.with_packet(
-            new_packet(p.src, p.dst, p.proto, p.sport, p.dport, p.ttl - 1, p.mark, p.encap)
-        )
-        fl, loop = self._open(fl, netns, route.dev, "out")
+        fl.packet = new_packet(p.src, p.dst, p.proto, p.sport, p.dport, p.ttl - 1, p.mark, p.encap)
+        loop = self._open(fl, netns, route.dev, "out")
         if loop:
             return [loop]
         ends = []
@@ -417,14 +415,14 @@ class Engine:
 
     def _bridge_ingress(self, fl: Flight, netns: str, port: str, bridge: str) -> list[End]:
         v = self.view
-        fl, loop = self._open(fl, netns, port, "in")
+        loop = self._open(fl, netns, port, "in")
         if loop:
             return [loop]
         mac = fl.dst_mac
         own, entry, fdb_step = v.bridge_lookup(netns, bridge, mac)
         if own is not None:
             fl = fl.step(own)
-            fl, loop = self._open(fl, netns, bridge, "in")
+            loop = self._open(fl, netns, bridge, "in")
             if loop:
                 return [loop]
             return self._l3_input(fl, netns, bridge, physin=port, opened=True)
@@ -506,7 +504,7 @@ class Engine:
 
     def _xmit_port(self, fl: Flight, netns: str, port: str) -> list[End]:
         v = self.view
-        fl, loop = self._open(fl, netns, port, "out")
+        loop = self._open(fl, netns, port, "out")
         if loop:
             return [loop]
         link = v.link(netns, port)
@@ -516,11 +514,9 @@ class Engine:
 
     # ------------------------------------------------------------------ endings
 
-    def _open(
-        self, fl: Flight, netns: str, device: str, direction: str
-    ) -> tuple[Flight, End | None]:
-        """Start a hop on ``device``; end the branch as LOOP when the same packet was already
-        there (a forwarding loop) or the path grows beyond any real one."""
+    def _open(self, fl: Flight, netns: str, device: str, direction: str) -> End | None:
+        """Start a hop on ``device`` (in ``fl`` itself); end the branch as LOOP when the same
+        packet was already there (a forwarding loop) or the path grows beyond any real one."""
         # _flow_key written out (every hop opens here; keep the two alike)
         p = fl.packet
         e = p.encap
@@ -535,20 +531,20 @@ class Engine:
         node = v._nodes.get(netns, v)  # (NetView.node_of's memo read in place: every hop)
         if node is v:
             node = v.node_of(netns)
-        fl = fl.enter(node, netns, device, direction)
+        fl.enter(node, netns, device, direction)
         if again:
-            return fl, self._end(
+            return self._end(
                 fl,
                 "LOOP",
                 f"the packet comes back to {device} of {netns} unchanged: a forwarding loop {_cycle(fl.hops, key)}",
             )
         if n > MAX_HOPS:  # (every hop before this one added its key: n counts them)
-            return fl, self._end(
+            return self._end(
                 fl,
                 "LOOP",
                 f"more than {MAX_HOPS} hops: a forwarding loop (the last hops: {_walk(fl.hops[-8:])} -> {netns} {device} {direction})",
             )
-        return fl, None
+        return None
 
     def _end(
         self,

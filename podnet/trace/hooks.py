@@ -152,7 +152,7 @@ class Hooks:
             # (addresses compared as the ints IPv4Address keeps: its == is a Python call)
             if h.dst._ip != o.src._ip or h.dport != o.sport:
                 back = new_packet(h.src, o.src, h.proto, h.sport, o.sport, h.ttl, h.mark, None)
-                fl = fl.with_packet(with_header(fl.packet, back))
+                fl.packet = with_header(fl.packet, back)
                 fl = fl.step(
                     Step(
                         "conntrack",
@@ -209,7 +209,7 @@ class Hooks:
             o = ct.entry.orig
             if h.src._ip != o.dst._ip or h.sport != o.dport:
                 back = new_packet(o.dst, h.dst, h.proto, o.dport, h.dport, h.ttl, h.mark, None)
-                fl = fl.with_packet(with_header(fl.packet, back))
+                fl.packet = with_header(fl.packet, back)
                 text = f"reply of {_tuple(o)}: {nat_text(h, back)} (undo DNAT)"
                 fl = fl.step(new_step("conntrack", text, None, None, None, None, EMPTY))
         return fl
