@@ -84,7 +84,7 @@ class Engine:
         loop = self._open(fl, netns, route.dev, "out")
         if loop:
             return [loop]
-        fl = fl.step(step)
+        fl.hop_steps.append(step)
         fl, ct = self.hooks.ct_begin(fl, netns, "OUTPUT")
         if ct is NO_NETFILTER and route.type != "local":  # no hook to walk (a Pod's netns)
             return self._transmit(fl, netns, route.dev, route.gateway or hdr.dst)
@@ -170,7 +170,7 @@ class Engine:
         if routed is None:
             return [self._end(fl, "NO_ROUTE", f"{netns} has no route to {hdr.dst}")]
         route, step = routed
-        fl = fl.step(step)
+        fl.hop_steps.append(step)
         if route.type == "local":
             if ct is NO_NETFILTER:
                 return self._local_deliver(fl, netns, device)
@@ -278,7 +278,7 @@ class Engine:
                 ]
             e = p.encap
             inner = new_packet(p.src, p.dst, p.proto, p.sport, p.dport, p.ttl, p.mark, None)
-            fl = fl.step(
+            fl.hop_steps.append(
                 new_step(
                     "decap",
                     f"vxlan VNI {e.vni} from {ip_text(e.src)}:{e.sport}: inner frame to {vx.name}",
@@ -359,12 +359,12 @@ class Engine:
                 )
             ]
         vx = link.vxlan
-        fl = fl.step(fdb_step)
+        fl.hop_steps.append(fdb_step)
         p = fl.packet  # (the port depends on the inner flow only: hashed once per flow)
         key = ("vxsport", p.src._ip, p.dst._ip, p.proto, p.sport, p.dport)
         sport = v.memo_step(key, lambda: vxlan_source_port(p))
         encap = new_encap(vx.local, remote, sport, vx.port, vx.vni, "vxlan")
-        fl = fl.step(
+        fl.hop_steps.append(
             new_step(
                 "encap",
                 f"vxlan VNI {vx.vni}: {ip_text(vx.local)}:{sport} -> {ip_text(remote)}:{vx.port} udp",
@@ -386,10 +386,10 @@ class Engine:
         Internet, or has nowhere to send an address that exists only inside the cluster."""
         v = self.view
         dst = self.hooks.header(fl.packet).dst
-        fl = fl.step(Step("neigh", f"{gw} dev {dev}: the underlay's default gateway"))
+        fl.hop_steps.append(Step("neigh", f"{gw} dev {dev}: the underlay's default gateway"))
         client = v.external_netns(dst)
         if client is not None:
-            fl = fl.step(Step("route", f"the gateway routes {dst} to the outside client"))
+            fl.hop_steps.append(Step("route", f"the gateway routes {dst} to the outside client"))
             return self.receive(fl.update(dst_mac=None), client, "eth0")
         cfg = v.network.cluster.config
         if dst in cfg.cluster_cidr or dst in cfg.service_cidr or dst in v.network.underlay:
@@ -421,7 +421,7 @@ class Engine:
         mac = fl.dst_mac
         own, entry, fdb_step = v.bridge_lookup(netns, bridge, mac)
         if own is not None:
-            fl = fl.step(own)
+            fl.hop_steps.append(own)
             loop = self._open(fl, netns, bridge, "in")
             if loop:
                 return [loop]
@@ -434,7 +434,7 @@ class Engine:
                     f"{bridge} has no FDB entry for {mac}; the flooded frame reaches no host with that address",
                 )
             ]
-        fl = fl.step(fdb_step)
+        fl.hop_steps.append(fdb_step)
         out_port = entry.dev
         if out_port == port and not v.link(netns, port).hairpin:
             return [
@@ -444,7 +444,7 @@ class Engine:
                     f"{bridge} does not send a frame back out its ingress port {port} (hairpin off)",
                 )
             ]
-        fl = fl.step(
+        fl.hop_steps.append(
             v.memo_step(
                 ("bridge-fwd", bridge, port, out_port),
                 lambda: Step("bridge", f"{bridge}: forward {port} -> {out_port}"),
@@ -499,7 +499,7 @@ class Engine:
         _, entry, fdb_step = self.view.bridge_lookup(netns, bridge, mac)
         if entry is None:
             return [self._end(fl, "NEIGHBOR_UNREACHABLE", f"{bridge} has no FDB entry for {mac}")]
-        fl = fl.step(fdb_step)
+        fl.hop_steps.append(fdb_step)
         return self._xmit_port(fl, netns, entry.dev)
 
     def _xmit_port(self, fl: Flight, netns: str, port: str) -> list[End]:
@@ -561,7 +561,7 @@ class Engine:
                 Step("drop", reason) if disposition not in ("DELIVERED", "EXITS_NETWORK") else None
             )
         if step is not None:
-            fl = fl.step(step)
+            fl.hop_steps.append(step)
         return End(fl, disposition, reason, endpoint=endpoint, netns=netns)
 
 

@@ -137,9 +137,10 @@ class Flight:
         return self.l2(src_mac, dst_mac)
 
     def step(self, step: Step) -> Flight:
-        """The open hop takes ``step`` (none open: nothing is recorded)."""
-        if self.hop is not None:
-            self.hop_steps.append(step)
+        """The open hop takes ``step`` (none open: nothing is recorded). The engine appends to
+        ``hop_steps`` itself, where a hop is open: the list is always there, and the next
+        hop opened starts a new one."""
+        self.hop_steps.append(step)
         return self
 
     def on_device(self, device: str) -> Flight:

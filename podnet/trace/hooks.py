@@ -153,7 +153,7 @@ class Hooks:
             if h.dst._ip != o.src._ip or h.dport != o.sport:
                 back = new_packet(h.src, o.src, h.proto, h.sport, o.sport, h.ttl, h.mark, None)
                 fl.packet = with_header(fl.packet, back)
-                fl = fl.step(
+                fl.hop_steps.append(
                     Step(
                         "conntrack",
                         f"reply of {_tuple(o)}: {nat_text(h, back)} (undo SNAT)",
@@ -174,7 +174,7 @@ class Hooks:
                         EMPTY,
                     ),
                 )
-                fl = fl.step(step)
+                fl.hop_steps.append(step)
             return fl, _ctstate(False, direction, entry, h, "ESTABLISHED")
         # A later packet of a known connection (e.g. back in over lo): the NAT binding is
         # reused, the nat table is not consulted again; it stays NEW until a reply was seen.
@@ -182,11 +182,11 @@ class Hooks:
         fwd = ctmod.translate_original(entry, h)
         if fwd != h:
             fl = fl.with_packet(with_header(fl.packet, fwd))
-            fl = fl.step(
+            fl.hop_steps.append(
                 Step("conntrack", f"{_tuple(entry.orig)}: {nat_text(h, fwd)} (known connection)")
             )
         else:
-            fl = fl.step(
+            fl.hop_steps.append(
                 Step("conntrack", f"{_tuple(entry.orig)}: known connection, ctstate {state}")
             )
         return fl, _ctstate(False, direction, entry, h, state)
@@ -211,7 +211,7 @@ class Hooks:
                 back = new_packet(o.dst, h.dst, h.proto, o.dport, h.dport, h.ttl, h.mark, None)
                 fl.packet = with_header(fl.packet, back)
                 text = f"reply of {_tuple(o)}: {nat_text(h, back)} (undo DNAT)"
-                fl = fl.step(new_step("conntrack", text, None, None, None, None, EMPTY))
+                fl.hop_steps.append(new_step("conntrack", text, None, None, None, None, EMPTY))
         return fl
 
     # ------------------------------------------------------------------ hooks
