@@ -70,7 +70,9 @@ class Engine:
         v = self.view
         p = fl.packet
         hdr = p if p.encap is None else self.hooks.header(p)
-        routed = v.routed(netns, hdr.dst)
+        routed = v._routed.get((netns, hdr.dst._ip), v)  # (NetView.routed's memo in place)
+        if routed is v:
+            routed = v.routed(netns, hdr.dst)
         if routed is None:
             fl = fl.enter(v.node_of(netns), netns, "-", "out")
             return [
@@ -166,7 +168,9 @@ class Engine:
         v = self.view
         p = fl.packet
         hdr = p if p.encap is None else self.hooks.header(p)
-        routed = v.routed(netns, hdr.dst)
+        routed = v._routed.get((netns, hdr.dst._ip), v)  # (NetView.routed's memo in place)
+        if routed is v:
+            routed = v.routed(netns, hdr.dst)
         if routed is None:
             return [self._end(fl, "NO_ROUTE", f"{netns} has no route to {hdr.dst}")]
         route, step = routed

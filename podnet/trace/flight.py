@@ -131,10 +131,13 @@ class Flight:
         return self
 
     def step_l2(self, step: Step, src_mac: str | None, dst_mac: str | None) -> Flight:
-        """``step(step).l2(src_mac, dst_mac)``."""
-        if self.hop is not None:
-            self.hop_steps.append(step)
-        return self.l2(src_mac, dst_mac)
+        """``step(step).l2(src_mac, dst_mac)`` (one call: a device transmits at most hops)."""
+        self.hop_steps.append(step)
+        self.src_mac, self.dst_mac = src_mac, dst_mac
+        hop = self.hop
+        if hop is not None:
+            hop.src_mac, hop.dst_mac = src_mac, dst_mac
+        return self
 
     def step(self, step: Step) -> Flight:
         """The open hop takes ``step`` (none open: nothing is recorded). The engine appends to
