@@ -136,6 +136,7 @@ class NfTraces(Sequence):
     (1, 'OUTPUT', True)
     """
 
+    # (podnet.trace.flight makes these without __init__, storing both slots itself)
     __slots__ = ("_fields", "_made")
 
     def __init__(self, records: tuple[tuple, ...]):

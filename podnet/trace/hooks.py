@@ -28,7 +28,8 @@ EMPTY_CT = ctmod.ConntrackTable()
 class CtState:
     """What conntrack knows of the packet in one namespace while it crosses the hooks (a
     plain slotted class, made by :func:`_ctstate`: one is made per namespace a packet
-    crosses; never changed once made but for the memo of its last ``code_of``)."""
+    crosses; never changed once made but for ``last``/``last_code``, the code of the last
+    packet other than ``orig`` that :meth:`Hooks.run` saw, kept for the next hook)."""
 
     __slots__ = ("new", "direction", "entry", "orig", "state", "code", "last", "last_code")
 
@@ -41,6 +42,8 @@ class CtState:
     # one int (an int hashes and compares at once): CTSTATES index << 3 | DNAT << 2 |
     # SNAT << 1 | new; ``code`` is that of the packet as it entered (no NAT known)
     code: int
+    last: Packet | None
+    last_code: int
 
 
 CTSTATES = ("NEW", "ESTABLISHED", "RELATED", "INVALID", "UNTRACKED")

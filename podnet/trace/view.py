@@ -180,15 +180,20 @@ class NetView:
         return hit
 
     def neigh(self, name: str, dev: str, ip: IPv4Address) -> Neighbor | None:
-        key = ("neigh", name, dev, ip._ip)
+        return self._l2_memo(
+            ("neigh", name, dev, ip._ip),
+            lambda: neigh_lookup(self.netns(name), dev, ip, index=self.network.neigh_index(name)),
+        )
+
+    def _l2_memo(self, key: tuple, make):
+        """``make()`` memoised in ``_l2`` under ``key``, None included (a namespace's
+        neighbours and FDB never change once built)."""
         memo = self._l2
         if key in memo:
             return memo[key]
         if len(memo) >= MEMO_LIMIT:
             memo.clear()
-        hit = memo[key] = neigh_lookup(
-            self.netns(name), dev, ip, index=self.network.neigh_index(name)
-        )
+        hit = memo[key] = make()
         return hit
 
     def vxlan_next(self, name: str, dev: str, ip: IPv4Address) -> tuple:
@@ -212,16 +217,10 @@ class NetView:
         return hit
 
     def vxlan_fdb(self, name: str, dev: str, mac: str) -> IPv4Address | None:
-        key = ("vxfdb", name, dev, mac)
-        memo = self._l2
-        if key in memo:
-            return memo[key]
-        if len(memo) >= MEMO_LIMIT:
-            memo.clear()
-        hit = memo[key] = vxlan_remote(
-            self.netns(name), dev, mac, index=self.network.fdb_index(name)
+        return self._l2_memo(
+            ("vxfdb", name, dev, mac),
+            lambda: vxlan_remote(self.netns(name), dev, mac, index=self.network.fdb_index(name)),
         )
-        return hit
 
     def bridge_lookup(
         self, name: str, bridge: str, mac: str | None
