@@ -43,13 +43,6 @@ class _OpenHop:
 _new_object = object.__new__
 
 
-def _open_hop(node, netns, device, direction, packet, src_mac, dst_mac) -> _OpenHop:
-    hop = _new_object(_OpenHop)
-    hop.node, hop.netns, hop.device, hop.direction = node, netns, device, direction
-    hop.packet, hop.src_mac, hop.dst_mac = packet, src_mac, dst_mac
-    return hop
-
-
 class Flight:
     """One branch of a packet's way: its headers, probability, hops so far, the hop being
     written, and the state it left behind (conntrack entries and ``recent`` lists per
@@ -112,7 +105,6 @@ class Flight:
         ``seen``, if given)."""
         if self.hop is not None:
             self._close()
-        # (_open_hop written out: every hop opens here)
         self.hop = hop = _new_object(_OpenHop)
         hop.node, hop.netns, hop.device, hop.direction = node, netns, device, direction
         hop.packet, hop.src_mac, hop.dst_mac = self.packet, self.src_mac, self.dst_mac
@@ -201,9 +193,10 @@ class Flight:
 
 def _copy_hop(hop: _OpenHop) -> _OpenHop:
     """An open hop of a fork's own (its steps are in the fork's own lists)."""
-    return _open_hop(
-        hop.node, hop.netns, hop.device, hop.direction, hop.packet, hop.src_mac, hop.dst_mac
-    )
+    new = _new_object(_OpenHop)
+    new.node, new.netns, new.device, new.direction = hop.node, hop.netns, hop.device, hop.direction
+    new.packet, new.src_mac, new.dst_mac = hop.packet, hop.src_mac, hop.dst_mac
+    return new
 
 
 def _make_fork():
