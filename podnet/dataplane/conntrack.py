@@ -130,10 +130,10 @@ def confirm(
     if okey in table._index:
         return table
     f = final_packet
-    orig = _new(_Tuple5Builder)
+    orig = _Tuple5Builder()
     orig.proto, orig.src, orig.dst, orig.sport, orig.dport = proto, o.src, o.dst, o.sport, o.dport
     orig.__class__ = Tuple5
-    reply = _new(_Tuple5Builder)
+    reply = _Tuple5Builder()
     reply.proto, reply.src, reply.dst = f.proto, f.dst, f.src
     reply.sport, reply.dport = f.dport, f.sport
     reply.__class__ = Tuple5
@@ -145,7 +145,7 @@ def confirm(
             f.dst._ip != o.dst._ip or f.dport != o.dport,
             f.src._ip != o.src._ip or f.sport != o.sport,
         ]
-    entry = _new(_EntryBuilder)
+    entry = _EntryBuilder()
     entry.orig, entry.reply, entry.state = orig, reply, STATE_NEW.get(proto)
     entry.status, entry.mark = status, f.mark if mark is None else mark
     entry.timeout = TIMEOUT_NEW.get(proto, 30)
@@ -164,7 +164,7 @@ def confirm(
         index.setdefault(okey, (n, "original"))
         index.setdefault(rkey, (n, "reply"))
         entries += (entry,)
-    new = _new(_TableBuilder)
+    new = _TableBuilder()
     new.entries, new._index = entries, index
     new.__class__ = ConntrackTable
     return new
@@ -173,7 +173,6 @@ def confirm(
 # every traced connection makes a few tuples and entries: without the frozen __init__
 _new_tuple5 = fast_constructor(Tuple5)
 _new_entry = fast_constructor(Entry)
-_new = object.__new__
 # classes of the same slots as Tuple5 and Entry, whose instances take plain stores and then
 # become a Tuple5 or an Entry (see podnet.model.trace.fast_constructor)
 _Tuple5Builder = type("_Tuple5Builder", (), {"__slots__": Tuple5.__slots__})
@@ -204,7 +203,7 @@ def _indexed(entries: tuple[Entry, ...], index: dict[tuple, tuple[int, str]]) ->
     """A table whose index the caller built, equal to what ``__post_init__`` would build."""
     # stored into a plain object of the same slots, which then becomes a ConntrackTable (as
     # podnet.model.trace.fast_constructor does): a frozen dataclass refuses plain stores
-    table = _new(_TableBuilder)
+    table = _TableBuilder()
     table.entries = entries
     table._index = index
     table.__class__ = ConntrackTable

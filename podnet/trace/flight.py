@@ -105,7 +105,7 @@ class Flight:
         ``seen``, if given)."""
         if self.hop is not None:
             self._close()
-        self.hop = hop = _new_object(_OpenHop)
+        self.hop = hop = _OpenHop()
         hop.node, hop.netns, hop.device, hop.direction = node, netns, device, direction
         hop.packet, hop.src_mac, hop.dst_mac = self.packet, self.src_mac, self.dst_mac
         self.hop_steps = []
@@ -193,7 +193,7 @@ class Flight:
 
 def _copy_hop(hop: _OpenHop) -> _OpenHop:
     """An open hop of a fork's own (its steps are in the fork's own lists)."""
-    new = _new_object(_OpenHop)
+    new = _OpenHop()
     new.node, new.netns, new.device, new.direction = hop.node, hop.netns, hop.device, hop.direction
     new.packet, new.src_mac, new.dst_mac = hop.packet, hop.src_mac, hop.dst_mac
     return new

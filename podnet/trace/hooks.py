@@ -48,12 +48,11 @@ class CtState:
 
 CTSTATES = ("NEW", "ESTABLISHED", "RELATED", "INVALID", "UNTRACKED")
 _CTSTATE_BITS = {s: i << 3 for i, s in enumerate(CTSTATES)}
-_new_object = object.__new__
 
 
 def _ctstate(new: bool, direction: str | None, entry, orig: Packet, state: str) -> CtState:
     """A CtState, without a Python-level ``__init__``."""
-    ct = _new_object(CtState)
+    ct = CtState()
     ct.new, ct.direction, ct.entry, ct.orig, ct.state = new, direction, entry, orig, state
     ct.code = _CTSTATE_BITS[state] | new
     ct.last = None
