@@ -29,6 +29,8 @@ def test_bench_size_s_prints_the_table_and_writes_json(tmp_path):
                 "3",
                 "--probes",
                 "4",
+                "--rounds",
+                "2",
                 "--json",
                 str(js),
                 "--markdown",
@@ -48,6 +50,10 @@ def test_bench_size_s_prints_the_table_and_writes_json(tmp_path):
     assert row["load_build_s"] > 0 and row["peak_rss_mib"] > 0
     assert set(row["trace"]) == {"pod-pod same node", "pod-pod cross node", "pod-service"}
     assert all(t["traces"] == 3 and t["warm_median_us"] > 0 for t in row["trace"].values())
+    # a path's warm time is the least of its rounds: never above the first round's
+    for t in row["trace"].values():
+        assert t["warm_rounds"] == 2 and 0 < t["warm_median_us"] <= t["warm_once_median_us"]
+    assert data["rounds"] == 2 and row["trace_warm_once_median_us"] > 0
     # latency by outcome: every warm trace is delivered, refused or mixed (counted in neither)
     counted = row["trace_warm_delivered_traces"] + row["trace_warm_refused_traces"]
     assert 0 < counted <= 9 and row["trace_warm_delivered_traces"] > 0
