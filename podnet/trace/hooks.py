@@ -90,11 +90,12 @@ def with_header(p: Packet, h: Packet) -> Packet:
 def nat_text(before: Packet, after: Packet) -> str:
     """A NAT as a field diff: ``dst 10.96.0.20:80 -> 10.244.2.3:8080``."""
     parts = []
-    if (before.src, before.sport) != (after.src, after.sport):
+    # (the addresses as the ints IPv4Address keeps: its == is a Python-level call)
+    if before.src._ip != after.src._ip or before.sport != after.sport:
         parts.append(
             f"src {ip_text(before.src)}:{before.sport} -> {ip_text(after.src)}:{after.sport}"
         )
-    if (before.dst, before.dport) != (after.dst, after.dport):
+    if before.dst._ip != after.dst._ip or before.dport != after.dport:
         parts.append(
             f"dst {ip_text(before.dst)}:{before.dport} -> {ip_text(after.dst)}:{after.dport}"
         )
@@ -163,20 +164,10 @@ class Hooks:
                     )
                 )
             else:
-                # the words name the original tuple only: made once per tuple
-                step = self.view.memo_step(
-                    ("ctreply", o.proto, o.src._ip, o.dst._ip, o.sport, o.dport),
-                    lambda: new_step(
-                        "conntrack",
-                        f"reply of {_tuple(o)}: ctstate ESTABLISHED",
-                        None,
-                        None,
-                        None,
-                        None,
-                        EMPTY,
-                    ),
-                )
-                fl.hop_steps.append(step)
+                # (not memoised: the words name the connection, new for every one; a memo of
+                # them would only fill with entries no other trace asks for)
+                text = f"reply of {_tuple(o)}: ctstate ESTABLISHED"
+                fl.hop_steps.append(new_step("conntrack", text, None, None, None, None, EMPTY))
             return fl, _ctstate(False, direction, entry, h, "ESTABLISHED")
         # A later packet of a known connection (e.g. back in over lo): the NAT binding is
         # reused, the nat table is not consulted again; it stays NEW until a reply was seen.

@@ -10,7 +10,7 @@ from ipaddress import IPv4Address
 
 from podnet.errors import Problem, UsageError
 from podnet.model.base import FrozenDict
-from podnet.model.trace import Leg, Packet, Path, Trace, fast_constructor, new_packet
+from podnet.model.trace import Leg, Packet, Path, Trace, fast_constructor, ip_text, new_packet
 from podnet.trace.endpoints import parse_dst, parse_src
 from podnet.trace.engine import Engine
 from podnet.trace.flight import End, Flight
@@ -160,7 +160,13 @@ def _reply(engine: Engine, end: End, origin: Origin, sent: Packet) -> tuple[Leg,
                 None,
                 p,
             ), FrozenDict(r.flight.ct)
-        if (p.src, p.sport, p.dst, p.dport) != (sent.dst, sent.dport, sent.src, sent.sport):
+        # (the addresses as the ints IPv4Address keeps: its == is a Python-level call)
+        if (p.src._ip, p.sport, p.dst._ip, p.dport) != (
+            sent.dst._ip,
+            sent.dport,
+            sent.src._ip,
+            sent.sport,
+        ):
             return Leg(
                 "DROPPED",
                 leg.hops,
@@ -171,7 +177,7 @@ def _reply(engine: Engine, end: End, origin: Origin, sent: Packet) -> tuple[Leg,
         return _new_leg(
             "DELIVERED",
             leg.hops,
-            f"the reply reaches the client from {p.src}:{p.sport}, the address it connected to",
+            f"the reply reaches the client from {ip_text(p.src)}:{p.sport}, the address it connected to",
             None,
             p,
         ), FrozenDict(r.flight.ct)
