@@ -160,13 +160,7 @@ def _reply(engine: Engine, end: End, origin: Origin, sent: Packet) -> tuple[Leg,
                 None,
                 p,
             ), FrozenDict(r.flight.ct)
-        # (the addresses as the ints IPv4Address keeps: its == is a Python-level call)
-        if (p.src._ip, p.sport, p.dst._ip, p.dport) != (
-            sent.dst._ip,
-            sent.dport,
-            sent.src._ip,
-            sent.sport,
-        ):
+        if (p.src, p.sport, p.dst, p.dport) != (sent.dst, sent.dport, sent.src, sent.sport):
             return Leg(
                 "DROPPED",
                 leg.hops,
